@@ -1,0 +1,304 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+const passbackCols = `id, session_id, launch_id, username, notebook, score, score_given, score_max, comment,
+	protocol, target_url, sourcedid, consumer_key, result_data, submitted_at, status, attempts,
+	next_attempt_at, last_error, http_status, created_at, updated_at, sent_at, lease_owner, lease_until`
+
+func scanPassback(r scanner) (*Passback, error) {
+	var p Passback
+	var next, sent, lease sql.NullInt64
+	var created, updated int64
+	err := r.Scan(&p.ID, &p.SessionID, &p.LaunchID, &p.Username, &p.Notebook, &p.Score, &p.ScoreGiven,
+		&p.ScoreMax, &p.Comment, &p.Protocol, &p.TargetURL, &p.SourcedID, &p.ConsumerKey, &p.ResultData,
+		&p.SubmittedAt, &p.Status, &p.Attempts, &next, &p.LastError, &p.HTTPStatus, &created, &updated,
+		&sent, &p.LeaseOwner, &lease)
+	if err != nil {
+		return nil, err
+	}
+	p.NextAttemptAt = nullMicros(next)
+	p.SentAt = nullMicros(sent)
+	p.LeaseUntil = nullMicros(lease)
+	p.CreatedAt = fromMicros(created)
+	p.UpdatedAt = fromMicros(updated)
+	return &p, nil
+}
+
+// Enqueue implements Store. All rows commit together or not at all, and
+// the commit is durable before Enqueue returns: that is the journal every
+// later network attempt relies on.
+func (s *SQLite) Enqueue(ctx context.Context, ps []*Passback) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO passbacks (session_id, launch_id, username, notebook, score,
+		score_given, score_max, comment, protocol, target_url, sourcedid, consumer_key, result_data, submitted_at,
+		status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer stmt.Close()
+	for _, p := range ps {
+		if p.CreatedAt.IsZero() {
+			p.CreatedAt = time.Now()
+		}
+		p.UpdatedAt = p.CreatedAt
+		p.Status = StatusPending
+		res, err := stmt.ExecContext(ctx, p.SessionID, p.LaunchID, p.Username, p.Notebook, p.Score, p.ScoreGiven,
+			p.ScoreMax, p.Comment, p.Protocol, p.TargetURL, p.SourcedID, p.ConsumerKey, p.ResultData,
+			p.SubmittedAt, p.Status, micros(p.CreatedAt), micros(p.CreatedAt))
+		if err != nil {
+			return s.wrap(err)
+		}
+		p.ID, _ = res.LastInsertId()
+	}
+	return s.wrap(tx.Commit())
+}
+
+// supersedeSQL marks every unsent row that has a newer row in its session
+// as superseded, except rows whose lease is still held: those are on the
+// wire and their holder will finish them. Sending only the newest row per
+// session, one at a time, is what makes the LMS end with the newest score.
+// Arguments: now, now.
+const supersedeSQL = `UPDATE passbacks SET status = 'superseded', updated_at = ?, lease_owner = '', lease_until = NULL
+	WHERE (status IN ('pending','retry') OR (status = 'sending' AND lease_until < ?))
+	AND id < (SELECT MAX(q.id) FROM passbacks q WHERE q.session_id = passbacks.session_id)`
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// expireDead voids the leases of owners that no longer run, so a crashed
+// process's rows are re-sent at once rather than after the lease runs out.
+func expireDead(ctx context.Context, tx *sql.Tx, c Claim, now int64) error {
+	if c.OwnerAlive == nil {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT lease_owner FROM passbacks
+		WHERE status = 'sending' AND lease_until >= ? AND lease_owner != ?`, now, c.Owner)
+	if err != nil {
+		return err
+	}
+	var dead []any
+	for rows.Next() {
+		var o string
+		if err := rows.Scan(&o); err != nil {
+			rows.Close()
+			return err
+		}
+		if !c.OwnerAlive(o) {
+			dead = append(dead, o)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(dead) == 0 {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE passbacks SET lease_until = ? WHERE status = 'sending'
+		AND lease_owner IN (`+placeholders(len(dead))+`)`, append([]any{now - 1}, dead...)...)
+	return err
+}
+
+// claimable is the condition for a row that may be leased now: unsent (or
+// left in flight by an expired lease), the newest of its session, and no
+// other row of its session on the wire.
+const claimable = `(p.status IN ('pending','retry') OR (p.status = 'sending' AND p.lease_until < :now))
+	AND p.id = (SELECT MAX(q.id) FROM passbacks q WHERE q.session_id = p.session_id)
+	AND NOT EXISTS (SELECT 1 FROM passbacks r WHERE r.session_id = p.session_id AND r.id != p.id
+		AND r.status = 'sending' AND r.lease_until >= :now)`
+
+func (s *SQLite) claim(ctx context.Context, c Claim, ids []int64) ([]Passback, error) {
+	if c.Owner == "" {
+		return nil, errors.New("store: claim without owner")
+	}
+	now := micros(c.Now)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer tx.Rollback()
+	if err := expireDead(ctx, tx, c, now); err != nil {
+		return nil, s.wrap(err)
+	}
+	// now is an integer we made, so it is spliced in rather than bound:
+	// go-sqlite3 numbers named and positional arguments together.
+	cond := strings.ReplaceAll(claimable, ":now", fmt.Sprint(now))
+	var q string
+	var args []any
+	if ids != nil {
+		if len(ids) == 0 {
+			return nil, nil
+		}
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		in := placeholders(len(ids))
+		if _, err := tx.ExecContext(ctx, supersedeSQL+` AND session_id IN
+			(SELECT session_id FROM passbacks WHERE id IN (`+in+`))`, append([]any{now, now}, args...)...); err != nil {
+			return nil, s.wrap(err)
+		}
+		q = `SELECT p.id FROM passbacks p WHERE p.id IN (` + in + `) AND ` + cond
+	} else {
+		if _, err := tx.ExecContext(ctx, supersedeSQL, now, now); err != nil {
+			return nil, s.wrap(err)
+		}
+		q = `SELECT p.id FROM passbacks p WHERE ` + cond
+		if !c.IgnoreBackoff {
+			q += fmt.Sprintf(` AND (p.status != 'retry' OR p.next_attempt_at IS NULL OR p.next_attempt_at <= %d)`, now)
+		}
+		q += ` ORDER BY p.id`
+		if c.Limit > 0 {
+			q += fmt.Sprintf(" LIMIT %d", c.Limit)
+		}
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	var picked []any
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, s.wrap(err)
+		}
+		picked = append(picked, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap(err)
+	}
+	if len(picked) == 0 {
+		return nil, s.wrap(tx.Commit())
+	}
+	in := placeholders(len(picked))
+	_, err = tx.ExecContext(ctx, `UPDATE passbacks SET status = 'sending', lease_owner = ?, lease_until = ?,
+		attempts = attempts + 1, updated_at = ? WHERE id IN (`+in+`)`,
+		append([]any{c.Owner, micros(c.LeaseUntil), now}, picked...)...)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	out, err := s.listTx(ctx, tx, `SELECT `+passbackCols+` FROM passbacks WHERE id IN (`+in+`) ORDER BY id`, picked...)
+	if err != nil {
+		return nil, err
+	}
+	return out, s.wrap(tx.Commit())
+}
+
+// ClaimIDs implements Store.
+func (s *SQLite) ClaimIDs(ctx context.Context, c Claim, ids []int64) ([]Passback, error) {
+	if ids == nil {
+		ids = []int64{}
+	}
+	return s.claim(ctx, c, ids)
+}
+
+// ClaimDue implements Store.
+func (s *SQLite) ClaimDue(ctx context.Context, c Claim) ([]Passback, error) {
+	return s.claim(ctx, c, nil)
+}
+
+// Complete implements Store.
+func (s *SQLite) Complete(ctx context.Context, owner string, now time.Time, results map[int64]Result) error {
+	if len(results) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer tx.Rollback()
+	n := micros(now)
+	for id, r := range results {
+		var next, sent any
+		switch r.Status {
+		case StatusSent:
+			sent = n
+		case StatusRetry:
+			next = micros(r.NextTry)
+		case StatusRejected:
+		default:
+			return fmt.Errorf("store: cannot complete passback %d with status %q", id, r.Status)
+		}
+		// The owner check makes a lost lease harmless: if our lease expired
+		// and another process took the row, its outcome is the one kept.
+		_, err := tx.ExecContext(ctx, `UPDATE passbacks SET status = ?, last_error = ?, http_status = ?,
+			next_attempt_at = ?, sent_at = COALESCE(?, sent_at), lease_owner = '', lease_until = NULL, updated_at = ?
+			WHERE id = ? AND status = 'sending' AND lease_owner = ?`,
+			r.Status, r.Message, r.HTTPStatus, next, sent, n, id, owner)
+		if err != nil {
+			return s.wrap(err)
+		}
+	}
+	return s.wrap(tx.Commit())
+}
+
+func (s *SQLite) listTx(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]Passback, error) {
+	var rows *sql.Rows
+	var err error
+	if tx != nil {
+		rows, err = tx.QueryContext(ctx, q, args...)
+	} else {
+		rows, err = s.db.QueryContext(ctx, q, args...)
+	}
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer rows.Close()
+	var out []Passback
+	for rows.Next() {
+		p, err := scanPassback(rows)
+		if err != nil {
+			return nil, s.wrap(err)
+		}
+		out = append(out, *p)
+	}
+	return out, s.wrap(rows.Err())
+}
+
+// Passback implements Store.
+func (s *SQLite) Passback(ctx context.Context, id int64) (*Passback, error) {
+	p, err := scanPassback(s.db.QueryRowContext(ctx, `SELECT `+passbackCols+` FROM passbacks WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return p, s.wrap(err)
+}
+
+// ListPassbacks implements Store.
+func (s *SQLite) ListPassbacks(ctx context.Context, f PassbackFilter) ([]Passback, error) {
+	q := `SELECT ` + passbackCols + ` FROM passbacks`
+	var where []string
+	var args []any
+	if len(f.Statuses) > 0 {
+		where = append(where, `status IN (`+placeholders(len(f.Statuses))+`)`)
+		for _, st := range f.Statuses {
+			args = append(args, st)
+		}
+	}
+	if f.Username != "" {
+		where = append(where, `username = ?`)
+		args = append(args, f.Username)
+	}
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY id DESC`
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	return s.listTx(ctx, nil, q, args...)
+}

@@ -1,0 +1,473 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// schema is applied in steps; PRAGMA user_version records how far a
+// database got, so opening an up-to-date store costs one pragma read (record
+// runs on every hub login).
+var schema = []string{
+	`CREATE TABLE sessions (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		platform TEXT NOT NULL,
+		lti_user_id TEXT NOT NULL,
+		resource_link_id TEXT NOT NULL,
+		username TEXT NOT NULL,
+		current_launch_id INTEGER NOT NULL DEFAULT 0,
+		launched_at INTEGER NOT NULL,
+		launch_count INTEGER NOT NULL DEFAULT 0,
+		UNIQUE (platform, lti_user_id, resource_link_id)
+	);
+	CREATE INDEX sessions_username ON sessions (username);
+	CREATE INDEX sessions_launched_at ON sessions (launched_at);
+	CREATE TABLE launches (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		session_id INTEGER NOT NULL,
+		username TEXT NOT NULL,
+		version TEXT NOT NULL,
+		platform TEXT NOT NULL,
+		client_id TEXT NOT NULL DEFAULT '',
+		deployment_id TEXT NOT NULL DEFAULT '',
+		lti_user_id TEXT NOT NULL,
+		resource_link_id TEXT NOT NULL,
+		resource_link_title TEXT NOT NULL DEFAULT '',
+		context_id TEXT NOT NULL DEFAULT '',
+		context_label TEXT NOT NULL DEFAULT '',
+		context_title TEXT NOT NULL DEFAULT '',
+		roles TEXT NOT NULL DEFAULT '',
+		outcome_url TEXT NOT NULL DEFAULT '',
+		sourcedid TEXT NOT NULL DEFAULT '',
+		result_data_accepted TEXT NOT NULL DEFAULT '',
+		submitted_at_accepted INTEGER NOT NULL DEFAULT 0,
+		lineitem TEXT NOT NULL DEFAULT '',
+		lineitems TEXT NOT NULL DEFAULT '',
+		ags_scopes TEXT NOT NULL DEFAULT '',
+		next_url TEXT NOT NULL DEFAULT '',
+		repo TEXT NOT NULL DEFAULT '',
+		checkout TEXT NOT NULL DEFAULT '',
+		opened TEXT NOT NULL DEFAULT '',
+		opened_file INTEGER NOT NULL DEFAULT 0,
+		launched_at INTEGER NOT NULL,
+		recorded_at INTEGER NOT NULL,
+		auth_state TEXT NOT NULL
+	);
+	CREATE INDEX launches_session ON launches (session_id);
+	CREATE INDEX launches_launched_at ON launches (launched_at);
+	CREATE TABLE passbacks (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		session_id INTEGER NOT NULL,
+		launch_id INTEGER NOT NULL,
+		username TEXT NOT NULL,
+		notebook TEXT NOT NULL,
+		score TEXT NOT NULL,
+		score_given REAL NOT NULL,
+		score_max REAL NOT NULL,
+		comment TEXT NOT NULL DEFAULT '',
+		protocol TEXT NOT NULL,
+		target_url TEXT NOT NULL,
+		sourcedid TEXT NOT NULL DEFAULT '',
+		consumer_key TEXT NOT NULL DEFAULT '',
+		result_data TEXT NOT NULL DEFAULT '',
+		submitted_at TEXT NOT NULL DEFAULT '',
+		status TEXT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		next_attempt_at INTEGER,
+		lease_owner TEXT NOT NULL DEFAULT '',
+		lease_until INTEGER,
+		last_error TEXT NOT NULL DEFAULT '',
+		http_status INTEGER NOT NULL DEFAULT 0,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		sent_at INTEGER
+	);
+	CREATE INDEX passbacks_status ON passbacks (status, next_attempt_at);
+	CREATE INDEX passbacks_session ON passbacks (session_id, id);
+	CREATE INDEX passbacks_username ON passbacks (username);`,
+}
+
+// SQLite is the embedded Store.
+type SQLite struct {
+	db   *sql.DB
+	path string
+}
+
+// OpenSQLite opens (creating if needed) the database at path. Directories
+// are created 0700 and a new file 0600: launches hold students' data.
+func OpenSQLite(path string) (*SQLite, error) {
+	if path == "" {
+		return nil, errors.New("store: no database path")
+	}
+	if strings.ContainsRune(path, 0) {
+		return nil, errors.New("store: database path contains a NUL byte")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		f.Close()
+	}
+	// WAL lets readers run beside a writer; busy_timeout makes concurrent
+	// writers wait for each other instead of failing with "database is
+	// locked"; _txlock=immediate takes the write lock at BEGIN so two
+	// read-then-write transactions cannot deadlock into SQLITE_BUSY.
+	// synchronous=FULL: a journaled score survives power loss, not only a
+	// crash of the process.
+	q := url.Values{}
+	q.Set("_busy_timeout", "15000")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_txlock", "immediate")
+	q.Set("_foreign_keys", "1")
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	// One connection per process: writers queue inside SQLite's busy
+	// handler across processes, and inside database/sql within one.
+	db.SetMaxOpenConns(1)
+	s := &SQLite{db: db, path: path}
+	if err := s.migrate(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *SQLite) migrate() error {
+	var v int
+	if err := s.db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
+		return s.wrap(err)
+	}
+	if v >= len(schema) {
+		return nil
+	}
+	tx, err := s.db.Begin()
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer tx.Rollback()
+	// Re-read under the write lock: another process may have migrated.
+	if err := tx.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
+		return s.wrap(err)
+	}
+	for i := v; i < len(schema); i++ {
+		if _, err := tx.Exec(schema[i]); err != nil {
+			return fmt.Errorf("store: migrate to version %d: %w", i+1, err)
+		}
+	}
+	if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, len(schema))); err != nil {
+		return s.wrap(err)
+	}
+	return s.wrap(tx.Commit())
+}
+
+// wrap names the database in errors that would otherwise say only "unable
+// to open database file" or "attempt to write a readonly database".
+func (s *SQLite) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return fmt.Errorf("store: %s: %w", s.path, err)
+	}
+	return fmt.Errorf("store: %w", err)
+}
+
+// Close closes the database.
+func (s *SQLite) Close() error { return s.db.Close() }
+
+func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+func nullMicros(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMicros(v.Int64)
+	return &t
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// RecordLaunch implements Store.
+func (s *SQLite) RecordLaunch(ctx context.Context, l *Launch) (*Session, error) {
+	if l.RecordedAt.IsZero() {
+		l.RecordedAt = time.Now()
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer tx.Rollback()
+
+	la := micros(l.LaunchedAt)
+	var sid, curLaunch, curAt int64
+	err = tx.QueryRowContext(ctx, `SELECT id, current_launch_id, launched_at FROM sessions
+		WHERE platform = ? AND lti_user_id = ? AND resource_link_id = ?`,
+		l.Platform, l.LTIUserID, l.ResourceLinkID).Scan(&sid, &curLaunch, &curAt)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		res, err := tx.ExecContext(ctx, `INSERT INTO sessions (platform, lti_user_id, resource_link_id, username, launched_at)
+			VALUES (?, ?, ?, ?, ?)`, l.Platform, l.LTIUserID, l.ResourceLinkID, l.Username, la)
+		if err != nil {
+			return nil, s.wrap(err)
+		}
+		sid, _ = res.LastInsertId()
+		curAt = -1 << 62
+	case err != nil:
+		return nil, s.wrap(err)
+	}
+	l.SessionID = sid
+	res, err := tx.ExecContext(ctx, `INSERT INTO launches (session_id, username, version, platform, client_id,
+		deployment_id, lti_user_id, resource_link_id, resource_link_title, context_id, context_label,
+		context_title, roles, outcome_url, sourcedid, result_data_accepted, submitted_at_accepted, lineitem,
+		lineitems, ags_scopes, next_url, repo, checkout, opened, opened_file, launched_at, recorded_at, auth_state)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		sid, l.Username, l.Version, l.Platform, l.ClientID, l.DeploymentID, l.LTIUserID, l.ResourceLinkID,
+		l.ResourceLinkTitle, l.ContextID, l.ContextLabel, l.ContextTitle, l.Roles, l.OutcomeURL, l.SourcedID,
+		strings.Join(l.ResultDataAccepted, ","), b2i(l.SubmittedAtAccepted), l.LineItem, l.LineItems,
+		strings.Join(l.AGSScopes, ","), l.NextURL, l.Repo, l.Checkout, l.Opened, b2i(l.OpenedFile), la,
+		micros(l.RecordedAt), string(l.AuthState))
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	l.ID, _ = res.LastInsertId()
+	// Newest launch wins; a late-arriving older launch (a spooled one
+	// ingested after a newer launch) is kept in history only.
+	if la >= curAt {
+		_, err = tx.ExecContext(ctx, `UPDATE sessions SET current_launch_id = ?, launched_at = ?, username = ?,
+			launch_count = launch_count + 1 WHERE id = ?`, l.ID, la, l.Username, sid)
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE sessions SET launch_count = launch_count + 1 WHERE id = ?`, sid)
+	}
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	sess, err := s.sessionTx(ctx, tx, sid)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, s.wrap(err)
+	}
+	return sess, nil
+}
+
+const launchCols = `l.id, l.session_id, l.username, l.version, l.platform, l.client_id, l.deployment_id,
+	l.lti_user_id, l.resource_link_id, l.resource_link_title, l.context_id, l.context_label, l.context_title,
+	l.roles, l.outcome_url, l.sourcedid, l.result_data_accepted, l.submitted_at_accepted, l.lineitem,
+	l.lineitems, l.ags_scopes, l.next_url, l.repo, l.checkout, l.opened, l.opened_file, l.launched_at,
+	l.recorded_at, l.auth_state`
+
+type scanner interface{ Scan(...any) error }
+
+func scanLaunch(r scanner, extra ...any) (*Launch, error) {
+	var l Launch
+	var rda, scopes, auth string
+	var sub, opf int
+	var la, ra int64
+	dst := []any{&l.ID, &l.SessionID, &l.Username, &l.Version, &l.Platform, &l.ClientID, &l.DeploymentID,
+		&l.LTIUserID, &l.ResourceLinkID, &l.ResourceLinkTitle, &l.ContextID, &l.ContextLabel, &l.ContextTitle,
+		&l.Roles, &l.OutcomeURL, &l.SourcedID, &rda, &sub, &l.LineItem, &l.LineItems, &scopes, &l.NextURL,
+		&l.Repo, &l.Checkout, &l.Opened, &opf, &la, &ra, &auth}
+	if err := r.Scan(append(dst, extra...)...); err != nil {
+		return nil, err
+	}
+	l.ResultDataAccepted = splitList(rda)
+	l.AGSScopes = splitList(scopes)
+	l.SubmittedAtAccepted = sub != 0
+	l.OpenedFile = opf != 0
+	l.LaunchedAt = fromMicros(la)
+	l.RecordedAt = fromMicros(ra)
+	l.AuthState = []byte(auth)
+	return &l, nil
+}
+
+func scanSession(r scanner) (*Session, error) {
+	var sid int64
+	var count int
+	l, err := scanLaunch(r, &sid, &count)
+	if err != nil {
+		return nil, err
+	}
+	return &Session{Launch: *l, ID: sid, LaunchID: l.ID, LaunchCount: count}, nil
+}
+
+const sessionSelect = `SELECT ` + launchCols + `, s.id, s.launch_count FROM sessions s
+	JOIN launches l ON l.id = s.current_launch_id`
+
+type querier interface {
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+func (s *SQLite) sessionTx(ctx context.Context, q querier, id int64) (*Session, error) {
+	sess, err := scanSession(q.QueryRowContext(ctx, sessionSelect+` WHERE s.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return sess, s.wrap(err)
+}
+
+// Session implements Store.
+func (s *SQLite) Session(ctx context.Context, id int64) (*Session, error) {
+	return s.sessionTx(ctx, s.db, id)
+}
+
+// Launch implements Store.
+func (s *SQLite) Launch(ctx context.Context, id int64) (*Launch, error) {
+	l, err := scanLaunch(s.db.QueryRowContext(ctx, `SELECT `+launchCols+` FROM launches l WHERE l.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return l, s.wrap(err)
+}
+
+// ListSessions implements Store.
+func (s *SQLite) ListSessions(ctx context.Context, f SessionFilter) ([]Session, error) {
+	var where []string
+	var args []any
+	if f.Username != "" {
+		where = append(where, "l.username = ?")
+		args = append(args, f.Username)
+	}
+	if f.Course != "" {
+		where = append(where, "(l.context_id = ? OR l.context_label = ? OR l.context_title = ?)")
+		args = append(args, f.Course, f.Course, f.Course)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "l.launched_at >= ?")
+		args = append(args, micros(f.Since))
+	}
+	var q string
+	if f.All {
+		q = `SELECT ` + launchCols + `, s.id, s.launch_count FROM launches l JOIN sessions s ON s.id = l.session_id`
+	} else {
+		q = sessionSelect
+	}
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY l.launched_at DESC, l.id DESC"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer rows.Close()
+	var out []Session
+	for rows.Next() {
+		sess, err := scanSession(rows)
+		if err != nil {
+			return nil, s.wrap(err)
+		}
+		out = append(out, *sess)
+	}
+	return out, s.wrap(rows.Err())
+}
+
+// UserSessions implements Store.
+func (s *SQLite) UserSessions(ctx context.Context, username string) ([]Session, error) {
+	rows, err := s.db.QueryContext(ctx, sessionSelect+` WHERE s.username = ? ORDER BY s.launched_at DESC, s.id DESC`, username)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer rows.Close()
+	var out []Session
+	for rows.Next() {
+		sess, err := scanSession(rows)
+		if err != nil {
+			return nil, s.wrap(err)
+		}
+		out = append(out, *sess)
+	}
+	return out, s.wrap(rows.Err())
+}
+
+// UsernamesWithPrefix implements Store.
+func (s *SQLite) UsernamesWithPrefix(ctx context.Context, prefix string) ([]string, error) {
+	// A range scan instead of LIKE: LIKE is case-insensitive and treats
+	// "%" and "_" in names as wildcards.
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT username FROM sessions
+		WHERE username >= ? AND username < ? ORDER BY username LIMIT 10000`, prefix, prefix+"\U0010FFFF")
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, s.wrap(err)
+		}
+		if strings.HasPrefix(u, prefix) {
+			out = append(out, u)
+		}
+	}
+	return out, s.wrap(rows.Err())
+}
+
+// Prune implements Store.
+func (s *SQLite) Prune(ctx context.Context, before time.Time) (PruneStats, error) {
+	var st PruneStats
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return st, s.wrap(err)
+	}
+	defer tx.Rollback()
+	b := micros(before)
+	// Sessions that still owe the LMS a score stay, whatever their age.
+	open := `SELECT session_id FROM passbacks WHERE status IN ('pending','sending','retry')`
+	res, err := tx.ExecContext(ctx, `DELETE FROM passbacks WHERE session_id IN
+		(SELECT id FROM sessions WHERE launched_at < ? AND id NOT IN (`+open+`))`, b)
+	if err != nil {
+		return st, s.wrap(err)
+	}
+	st.Passbacks, _ = res.RowsAffected()
+	res, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE launched_at < ? AND id NOT IN (`+open+`)`, b)
+	if err != nil {
+		return st, s.wrap(err)
+	}
+	st.Sessions, _ = res.RowsAffected()
+	// Old launches go, except the current launch of a surviving session.
+	res, err = tx.ExecContext(ctx, `DELETE FROM launches WHERE launched_at < ?
+		AND id NOT IN (SELECT current_launch_id FROM sessions)`, b)
+	if err != nil {
+		return st, s.wrap(err)
+	}
+	st.Launches, _ = res.RowsAffected()
+	return st, s.wrap(tx.Commit())
+}

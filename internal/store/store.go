@@ -1,0 +1,190 @@
+// Package store keeps launches, current sessions and the passback outbox.
+//
+// The Store interface is what the rest of ltigrade uses; SQLite (sqlite.go) is
+// the embedded default. A PostgreSQL implementation only has to satisfy the
+// same interface and pass the same tests (store_test.go runs against any
+// Store returned by a constructor).
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a session, launch or passback does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Launch is one recorded LTI launch, flattened for storage and listing.
+type Launch struct {
+	ID        int64 `json:"id"`
+	SessionID int64 `json:"session_id"`
+
+	Username          string `json:"username"`
+	Version           string `json:"lti_version"`
+	Platform          string `json:"platform"` // LTI 1.1 consumer key, LTI 1.3 issuer
+	ClientID          string `json:"client_id,omitempty"`
+	DeploymentID      string `json:"deployment_id,omitempty"`
+	LTIUserID         string `json:"lti_user_id"`
+	ResourceLinkID    string `json:"resource_link_id"`
+	ResourceLinkTitle string `json:"assignment"`
+	ContextID         string `json:"course_id"`
+	ContextLabel      string `json:"course_label"`
+	ContextTitle      string `json:"course"`
+	Roles             string `json:"roles,omitempty"`
+
+	OutcomeURL          string   `json:"outcome_url,omitempty"`
+	SourcedID           string   `json:"sourcedid,omitempty"`
+	ResultDataAccepted  []string `json:"result_data_accepted,omitempty"`
+	SubmittedAtAccepted bool     `json:"submitted_at_accepted,omitempty"`
+
+	LineItem  string   `json:"lineitem,omitempty"`
+	LineItems string   `json:"lineitems,omitempty"`
+	AGSScopes []string `json:"ags_scopes,omitempty"`
+
+	NextURL    string `json:"next_url,omitempty"`
+	Repo       string `json:"repo,omitempty"`
+	Checkout   string `json:"checkout"` // relative to the user's notebook root
+	Opened     string `json:"opened"`   // relative to the user's notebook root
+	OpenedFile bool   `json:"opened_is_file"`
+
+	LaunchedAt time.Time `json:"launched_at"`
+	RecordedAt time.Time `json:"recorded_at"`
+	AuthState  []byte    `json:"-"`
+}
+
+// Session is the current (newest) launch of one (platform, LTI user,
+// resource link); Launch holds that launch.
+type Session struct {
+	Launch
+	ID          int64 `json:"id"`
+	LaunchID    int64 `json:"launch_id"`
+	LaunchCount int   `json:"launch_count"`
+}
+
+// SessionFilter narrows ListSessions; zero values match everything.
+type SessionFilter struct {
+	Username string
+	Course   string // matches context id, label or title
+	Since    time.Time
+	All      bool // every launch instead of current sessions
+	Limit    int
+}
+
+// Passback statuses. A row moves pending → sending → sent | rejected | retry,
+// retry → sending → ..., and any unsent row becomes superseded once a newer
+// score exists for its session.
+const (
+	StatusPending    = "pending"
+	StatusSending    = "sending"
+	StatusSent       = "sent"
+	StatusRetry      = "retry"
+	StatusRejected   = "rejected"
+	StatusSuperseded = "superseded"
+)
+
+// Statuses lists every passback status, for flag validation and help.
+var Statuses = []string{StatusPending, StatusSending, StatusSent, StatusRetry, StatusRejected, StatusSuperseded}
+
+// Passback is one journaled score and the state of its delivery.
+type Passback struct {
+	ID        int64  `json:"id"`
+	SessionID int64  `json:"session_id"`
+	LaunchID  int64  `json:"launch_id"`
+	Username  string `json:"username"`
+	Notebook  string `json:"notebook"`
+
+	Score      string  `json:"score"` // the decimal text sent to the LMS, in [0,1]
+	ScoreGiven float64 `json:"score_given"`
+	ScoreMax   float64 `json:"score_maximum"`
+	Comment    string  `json:"comment,omitempty"`
+
+	Protocol    string `json:"protocol"` // "lti11"
+	TargetURL   string `json:"target_url"`
+	SourcedID   string `json:"sourcedid,omitempty"`
+	ConsumerKey string `json:"consumer_key,omitempty"`
+	ResultData  string `json:"result_data,omitempty"`
+	SubmittedAt string `json:"submitted_at,omitempty"`
+
+	Status        string     `json:"status"`
+	Attempts      int        `json:"attempts"`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	HTTPStatus    int        `json:"http_status,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	SentAt        *time.Time `json:"sent_at,omitempty"`
+
+	LeaseOwner string     `json:"-"`
+	LeaseUntil *time.Time `json:"-"`
+}
+
+// PassbackFilter narrows ListPassbacks.
+type PassbackFilter struct {
+	Statuses []string
+	Username string
+	Limit    int
+}
+
+// Result is what one delivery attempt ended with.
+type Result struct {
+	Status     string // StatusSent, StatusRejected or StatusRetry
+	Message    string
+	HTTPStatus int
+	NextTry    time.Time // for StatusRetry
+}
+
+// Claim asks for passbacks to send. Owner identifies the claiming process;
+// rows it claims stay leased to it until LeaseUntil.
+type Claim struct {
+	Owner         string
+	Now           time.Time
+	LeaseUntil    time.Time
+	IgnoreBackoff bool
+	Limit         int
+	// OwnerAlive reports whether another lease owner still runs; a dead
+	// owner's lease is void at once. Nil means leases only expire by time.
+	OwnerAlive func(owner string) bool
+}
+
+// Store is the persistence ltigrade needs. Implementations must be safe for
+// concurrent use by several processes on one database.
+type Store interface {
+	// RecordLaunch stores l and makes it the current launch of its session
+	// unless that session already has a newer launch. It fills l.ID and
+	// l.SessionID and returns the session as it is after the write.
+	RecordLaunch(ctx context.Context, l *Launch) (*Session, error)
+	Session(ctx context.Context, id int64) (*Session, error)
+	Launch(ctx context.Context, id int64) (*Launch, error)
+	ListSessions(ctx context.Context, f SessionFilter) ([]Session, error)
+	// UserSessions returns the current sessions of one user, newest first.
+	UserSessions(ctx context.Context, username string) ([]Session, error)
+	// UsernamesWithPrefix lists stored usernames starting with prefix.
+	UsernamesWithPrefix(ctx context.Context, prefix string) ([]string, error)
+	// Prune deletes launches older than before, and sessions (with their
+	// finished passbacks) whose current launch is older than before. It
+	// keeps sessions with undelivered passbacks.
+	Prune(ctx context.Context, before time.Time) (PruneStats, error)
+
+	// Enqueue journals passbacks (in one transaction) and fills their IDs.
+	Enqueue(ctx context.Context, ps []*Passback) error
+	// ClaimIDs leases the given rows if they are still the newest unsent
+	// score of their session and nothing else of that session is in flight.
+	ClaimIDs(ctx context.Context, c Claim, ids []int64) ([]Passback, error)
+	// ClaimDue leases up to c.Limit rows that are due, newest per session.
+	ClaimDue(ctx context.Context, c Claim) ([]Passback, error)
+	// Complete records attempt results of rows leased by owner. A row whose
+	// lease was lost is left alone (its new holder decides).
+	Complete(ctx context.Context, owner string, now time.Time, results map[int64]Result) error
+	Passback(ctx context.Context, id int64) (*Passback, error)
+	ListPassbacks(ctx context.Context, f PassbackFilter) ([]Passback, error)
+
+	Close() error
+}
+
+// PruneStats says what Prune removed.
+type PruneStats struct {
+	Launches  int64 `json:"launches"`
+	Sessions  int64 `json:"sessions"`
+	Passbacks int64 `json:"passbacks"`
+}
