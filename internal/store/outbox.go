@@ -159,6 +159,9 @@ func (s *SQLite) claim(ctx context.Context, c Claim, ids []int64) ([]Passback, e
 		if !c.IgnoreBackoff {
 			q += fmt.Sprintf(` AND (p.status != 'retry' OR p.next_attempt_at IS NULL OR p.next_attempt_at <= %d)`, now)
 		}
+		if !c.SkipFailedSince.IsZero() {
+			q += fmt.Sprintf(` AND NOT (p.status = 'retry' AND p.updated_at >= %d)`, micros(c.SkipFailedSince))
+		}
 		q += ` ORDER BY p.id`
 		if c.Limit > 0 {
 			q += fmt.Sprintf(" LIMIT %d", c.Limit)

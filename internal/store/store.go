@@ -141,7 +141,9 @@ type Claim struct {
 	Now           time.Time
 	LeaseUntil    time.Time
 	IgnoreBackoff bool
-	Limit         int
+	// SkipFailedSince, if set, leaves out rows that failed at or after it.
+	SkipFailedSince time.Time
+	Limit           int
 	// OwnerAlive reports whether another lease owner still runs; a dead
 	// owner's lease is void at once. Nil means leases only expire by time.
 	OwnerAlive func(owner string) bool
