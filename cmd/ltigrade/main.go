@@ -1,7 +1,11 @@
+// Command ltigrade sends Jupyter notebook grades back to the LMS that
+// launched them. All of it lives in internal/; this only sets the exit code.
 package main
 
 import (
-	_ "github.com/mattn/go-sqlite3"
+	"os"
+
+	"github.com/ltigrade/ltigrade/internal/cli"
 )
 
-func main() {}
+func main() { os.Exit(cli.Main()) }

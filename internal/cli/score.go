@@ -1,0 +1,507 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ltigrade/ltigrade/internal/lti11"
+	"github.com/ltigrade/ltigrade/internal/passback"
+	"github.com/ltigrade/ltigrade/internal/resolve"
+	"github.com/ltigrade/ltigrade/internal/score"
+	"github.com/ltigrade/ltigrade/internal/store"
+)
+
+func newResolveCmd(app *App) *cobra.Command {
+	var user string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "resolve NOTEBOOK",
+		Short: "Find the launch (LMS assignment) a notebook's score belongs to",
+		Long: `Find the session a score for NOTEBOOK belongs to.
+
+An absolute path is matched against paths.home and paths.patterns to learn the user
+and the path inside their notebook root; a relative path is taken from the current
+directory, or, with --user, inside that user's notebook root. Among the user's
+sessions the launch that opened exactly this notebook wins, then the deepest opened
+folder containing it, then the checkout containing it.
+
+Exit codes: 3 when no session matches, 4 when two LMS assignments match equally well.`,
+		Example: `  ltigrade resolve /home/jupyter-alice/materials/hw1/hw1.ipynb
+  ltigrade resolve --user alice materials/hw1/hw1.ipynb --json`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			res, err := resolveNotebook(app, a[0], user)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(app.Out, res)
+			}
+			s := res.Match.Session
+			_, err = fmt.Fprintf(app.Out, "%s → session %d (launch %d): %s, %q in %s, matched by %s\n",
+				res.Path, s.ID, s.LaunchID, s.Username, s.ResourceLinkTitle, dash(s.ContextLabel), res.Match.How)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&user, "user", "", "JupyterHub user; NOTEBOOK is then inside their notebook root")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, including how it matched")
+	return cmd
+}
+
+func resolveNotebook(app *App, notebook, user string) (*resolve.Result, error) {
+	cfg, err := app.Config()
+	if err != nil {
+		return nil, err
+	}
+	st, err := app.Store()
+	if err != nil {
+		return nil, err
+	}
+	r := &resolve.Resolver{Store: st, Layout: cfg.Paths.Layout()}
+	return r.Resolve(app.Context(), notebook, user)
+}
+
+// target finds the session a command acts on: --launch ID, or resolve.
+func target(app *App, notebook, user string, launchID int64) (*store.Session, *resolve.Result, error) {
+	if launchID == 0 {
+		res, err := resolveNotebook(app, notebook, user)
+		if err != nil {
+			return nil, nil, err
+		}
+		s := res.Match.Session
+		return &s, res, nil
+	}
+	st, err := app.Store()
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := st.Launch(app.Context(), launchID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, withCode(ExitNoSession, fmt.Errorf("no launch %d", launchID), "list launches with: ltigrade sessions list --all")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	sess, err := st.Session(app.Context(), l.SessionID)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Send to the outcome target of the launch asked for, under its session.
+	sess.Launch = *l
+	return sess, nil, nil
+}
+
+// outcomeTarget checks that the session can take an LTI 1.1 score.
+func outcomeTarget(s *store.Session) error {
+	if s.Version != "1.1" {
+		return withCode(ExitUsage, fmt.Errorf("session %d is an LTI %s launch; only LTI 1.1 score passback is supported in this version", s.ID, s.Version), "")
+	}
+	if s.OutcomeURL == "" || s.SourcedID == "" {
+		return withCode(ExitNoSession, fmt.Errorf("launch %d of %s has no outcome service: the LMS did not ask for grades on %q", s.LaunchID, s.Username, s.ResourceLinkTitle),
+			"make the LMS assignment graded (it then sends lis_outcome_service_url) and have the student launch it again")
+	}
+	return nil
+}
+
+func (app *App) secretFunc() func(key string) (string, error) {
+	return func(key string) (string, error) {
+		cfg, err := app.Config()
+		if err != nil {
+			return "", err
+		}
+		s, err := cfg.ConsumerSecret(key)
+		if err != nil {
+			return "", err
+		}
+		return s.Reveal(), nil
+	}
+}
+
+func (app *App) httpClient() *http.Client {
+	// TLS verification stays on: the default transport verifies.
+	return &http.Client{Transport: http.DefaultTransport}
+}
+
+type scoreOut struct {
+	Passback *store.Passback `json:"passback"`
+	Resolved *resolve.Result `json:"resolved,omitempty"`
+	DryRun   bool            `json:"dry_run,omitempty"`
+	Request  *dryRequest     `json:"request,omitempty"`
+}
+
+type dryRequest struct {
+	URL         string `json:"url"`
+	ConsumerKey string `json:"consumer_key"`
+	SourcedID   string `json:"sourcedid"`
+	Score       string `json:"score"`
+	ResultData  string `json:"result_data,omitempty"`
+	SubmittedAt string `json:"submitted_at,omitempty"`
+	Body        string `json:"body"`
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func newScoreCmd(app *App) *cobra.Command {
+	var o struct {
+		user, comment string
+		launch        int64
+		outOf         float64
+		dryRun        bool
+		asJSON        bool
+	}
+	cmd := &cobra.Command{
+		Use:   "score NOTEBOOK SCORE",
+		Short: "Send a notebook's score to the LMS (journaled first, retried until delivered)",
+		Long: `Send SCORE for NOTEBOOK to the LMS assignment the notebook was launched from.
+
+SCORE is a fraction (0.85), a percentage (85%) or points over a maximum (17/20, or
+17 with --out-of 20). The score is written to ltigrade's journal before anything is
+sent; then one attempt is made (with at most a short retry within passback.timeout).
+If the LMS cannot be reached the score stays queued and ` + "`ltigrade sync`" + ` delivers it
+later. For each session the LMS always ends with the newest score.
+
+Exit codes: 0 delivered, 3 no session, 4 ambiguous, 5 queued for retry,
+6 rejected by the LMS, 2 invalid score or input.`,
+		Example: `  ltigrade score /home/jupyter-alice/materials/hw1/hw1.ipynb 0.85
+  ltigrade score --user alice materials/hw1/hw1.ipynb 17/20 --comment "well done"
+  ltigrade score --launch 42 hw1.ipynb 85% --dry-run --json`,
+		Args: args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			sc, err := score.Parse(a[1], o.outOf)
+			if err != nil {
+				return usageErr("invalid score: %v", err)
+			}
+			if len(o.comment) > 64<<10 {
+				return usageErr("--comment is longer than 64 KiB")
+			}
+			sess, res, err := target(app, a[0], o.user, o.launch)
+			if err != nil {
+				return err
+			}
+			if err := outcomeTarget(sess); err != nil {
+				return err
+			}
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			// Fail before journaling when the score could never be signed.
+			if _, err := cfg.ConsumerSecret(sess.Platform); err != nil {
+				return withCode(ExitUsage, err, "add the consumer to [[lti11.consumers]] in the config")
+			}
+			now := app.Now()
+			p := &store.Passback{SessionID: sess.ID, LaunchID: sess.LaunchID, Username: sess.Username,
+				Notebook: a[0], Score: sc.Text(), ScoreGiven: sc.Given, ScoreMax: sc.Maximum,
+				Comment: o.comment, Protocol: "lti11", TargetURL: sess.OutcomeURL, SourcedID: sess.SourcedID,
+				ConsumerKey: sess.Platform, CreatedAt: now}
+			if o.comment != "" {
+				if contains(sess.ResultDataAccepted, "text") {
+					p.ResultData = o.comment
+				} else {
+					fmt.Fprintf(app.Err, "ltigrade: warning: the LMS did not advertise comments (resultData text) for this launch; sending the score without the comment\n")
+				}
+			}
+			if sess.SubmittedAtAccepted {
+				p.SubmittedAt = now.UTC().Format(time.RFC3339)
+			}
+			if o.dryRun {
+				return printDryRun(app, p, res, o.asJSON)
+			}
+			st, err := app.Store()
+			if err != nil {
+				return err
+			}
+			if err := st.Enqueue(app.Context(), []*store.Passback{p}); err != nil {
+				return err
+			}
+			eng := &passback.Engine{Store: st, Timeout: cfg.Passback.Timeout, Concurrency: 1, Now: app.Now,
+				Sender: &passback.LTI11Sender{Client: &lti11.Client{HTTP: app.httpClient()}, Secret: app.secretFunc()}}
+			wait := min(cfg.Passback.Timeout, 5*time.Second)
+			got, err := eng.SendNow(app.Context(), []int64{p.ID}, wait)
+			if err != nil {
+				return fmt.Errorf("score %s journaled as passback %d, but sending failed: %w", p.Score, p.ID, err)
+			}
+			final := got[0]
+			return reportPassback(app, &final, res, o.asJSON)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.user, "user", "", "JupyterHub user; NOTEBOOK is then inside their notebook root")
+	fl.Int64Var(&o.launch, "launch", 0, "send to this launch (an id from `sessions list --all`) instead of resolving NOTEBOOK")
+	fl.Float64Var(&o.outOf, "out-of", 0, "SCORE is points out of this maximum")
+	fl.StringVar(&o.comment, "comment", "", "comment for the student (sent where the LMS accepts it: Canvas resultData text)")
+	fl.BoolVar(&o.dryRun, "dry-run", false, "resolve and validate, print what would be sent, send and store nothing")
+	fl.BoolVar(&o.asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printDryRun(app *App, p *store.Passback, res *resolve.Result, asJSON bool) error {
+	req := lti11.ResultRequest{Op: lti11.ReplaceResult, SourcedID: p.SourcedID, Score: p.Score,
+		ResultDataText: p.ResultData, MessageID: "dry-run"}
+	if p.SubmittedAt != "" {
+		t, _ := time.Parse(time.RFC3339, p.SubmittedAt)
+		req.SubmittedAt = &t
+	}
+	body, err := lti11.BuildPOX(req)
+	if err != nil {
+		return err
+	}
+	d := &dryRequest{URL: p.TargetURL, ConsumerKey: p.ConsumerKey, SourcedID: p.SourcedID, Score: p.Score,
+		ResultData: p.ResultData, SubmittedAt: p.SubmittedAt, Body: string(body)}
+	if asJSON {
+		p.Status = "dry-run"
+		return printJSON(app.Out, scoreOut{Passback: p, Resolved: res, DryRun: true, Request: d})
+	}
+	_, err = fmt.Fprintf(app.Out, "dry run: would send %s for %s to %s (consumer %s, sourcedid %s)\n",
+		p.Score, p.Username, p.TargetURL, p.ConsumerKey, p.SourcedID)
+	return err
+}
+
+func reportPassback(app *App, p *store.Passback, res *resolve.Result, asJSON bool) error {
+	code := ExitOK
+	switch p.Status {
+	case store.StatusSent:
+	case store.StatusRejected:
+		code = ExitRejected
+	default:
+		code = ExitQueued
+	}
+	if asJSON {
+		if err := printJSON(app.Out, scoreOut{Passback: p, Resolved: res}); err != nil {
+			return err
+		}
+	} else {
+		switch p.Status {
+		case store.StatusSent:
+			fmt.Fprintf(app.Out, "sent %s for %s (passback %d)\n", p.Score, p.Username, p.ID)
+		case store.StatusRejected:
+			fmt.Fprintf(app.Out, "rejected: the LMS refused %s for %s (passback %d): %s\n", p.Score, p.Username, p.ID, p.LastError)
+		default:
+			when := ""
+			if p.NextAttemptAt != nil {
+				when = ", next try after " + app.fmtTime(*p.NextAttemptAt)
+			}
+			fmt.Fprintf(app.Out, "queued: %s for %s is journaled as passback %d but not delivered yet (%s%s); `ltigrade sync` will deliver it\n",
+				p.Score, p.Username, p.ID, dash(p.LastError), when)
+		}
+	}
+	if code != ExitOK {
+		return &silentExit{code: code}
+	}
+	return nil
+}
+
+func newResultCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "result",
+		Short: "Read or delete the grade the LMS holds for a notebook's launch",
+	}
+	for _, op := range []lti11.Op{lti11.ReadResult, lti11.DeleteResult} {
+		cmd.AddCommand(newResultOpCmd(app, op))
+	}
+	return cmd
+}
+
+func newResultOpCmd(app *App, op lti11.Op) *cobra.Command {
+	var user string
+	var launchID int64
+	var asJSON bool
+	name := strings.TrimSuffix(string(op), "Result")
+	short := map[lti11.Op]string{lti11.ReadResult: "Ask the LMS which grade it holds (readResult)",
+		lti11.DeleteResult: "Delete the grade the LMS holds (deleteResult)"}[op]
+	cmd := &cobra.Command{
+		Use:     name + " NOTEBOOK",
+		Short:   short,
+		Example: fmt.Sprintf("  ltigrade result %s /home/jupyter-alice/materials/hw1/hw1.ipynb\n  ltigrade result %s --launch 42 x --json", name, name),
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			sess, _, err := target(app, a[0], user, launchID)
+			if err != nil {
+				return err
+			}
+			if err := outcomeTarget(sess); err != nil {
+				return err
+			}
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			secret, err := cfg.ConsumerSecret(sess.Platform)
+			if err != nil {
+				return withCode(ExitUsage, err, "add the consumer to [[lti11.consumers]] in the config")
+			}
+			ctx := app.Context()
+			c := &lti11.Client{HTTP: &http.Client{Timeout: cfg.Passback.Timeout}}
+			out := c.Do(ctx, sess.OutcomeURL, sess.Platform, secret.Reveal(), lti11.ResultRequest{Op: op, SourcedID: sess.SourcedID})
+			type resultOut struct {
+				SessionID int64  `json:"session_id"`
+				LaunchID  int64  `json:"launch_id"`
+				Username  string `json:"username"`
+				Operation string `json:"operation"`
+				Status    string `json:"status"`
+				Score     string `json:"score,omitempty"`
+				HasScore  bool   `json:"has_score"`
+				Message   string `json:"message,omitempty"`
+			}
+			r := resultOut{SessionID: sess.ID, LaunchID: sess.LaunchID, Username: sess.Username, Operation: string(op), Message: out.Message}
+			code := ExitOK
+			switch out.Status {
+			case lti11.Sent:
+				r.Status = "success"
+				if out.Response != nil {
+					r.Score, r.HasScore = out.Response.Score, out.Response.HasScore
+				}
+			case lti11.Rejected:
+				r.Status, code = "rejected", ExitRejected
+			default:
+				r.Status, code = "retry", ExitQueued
+			}
+			if asJSON {
+				if err := printJSON(app.Out, r); err != nil {
+					return err
+				}
+			} else {
+				switch {
+				case r.Status != "success":
+					fmt.Fprintf(app.Out, "%s failed (%s): %s\n", op, r.Status, dash(r.Message))
+				case op == lti11.DeleteResult:
+					fmt.Fprintf(app.Out, "deleted the grade of %s (session %d)\n", sess.Username, sess.ID)
+				case r.HasScore:
+					fmt.Fprintf(app.Out, "%s\n", r.Score)
+				default:
+					fmt.Fprintf(app.Out, "no grade\n")
+				}
+			}
+			if code != ExitOK {
+				return &silentExit{code: code}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&user, "user", "", "JupyterHub user; NOTEBOOK is then inside their notebook root")
+	cmd.Flags().Int64Var(&launchID, "launch", 0, "use this launch instead of resolving NOTEBOOK")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newPassbacksCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{Use: "passbacks", Short: "Inspect the outbox of journaled scores"}
+	var f store.PassbackFilter
+	var statuses []string
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List journaled scores and their delivery status",
+		Long: "Statuses: " + strings.Join(store.Statuses, ", ") + `.
+"queued" selects pending, sending and retry together.`,
+		Example: `  ltigrade passbacks list
+  ltigrade passbacks list --status retry,rejected --json
+  ltigrade passbacks list --user alice`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, s := range statuses {
+				for _, s := range strings.Split(s, ",") {
+					switch {
+					case s == "queued":
+						f.Statuses = append(f.Statuses, store.StatusPending, store.StatusSending, store.StatusRetry)
+					case contains(store.Statuses, s):
+						f.Statuses = append(f.Statuses, strings.ToLower(s))
+					default:
+						return usageErr("unknown status %q: want one of %s, queued", s, strings.Join(store.Statuses, ", "))
+					}
+				}
+			}
+			st, err := app.Store()
+			if err != nil {
+				return err
+			}
+			list, err := st.ListPassbacks(app.Context(), f)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if list == nil {
+					list = []store.Passback{}
+				}
+				return printJSON(app.Out, list)
+			}
+			var rows [][]string
+			for _, p := range list {
+				rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Username, p.Notebook, p.Score, p.Status,
+					strconv.Itoa(p.Attempts), app.fmtTime(p.CreatedAt), dash(p.LastError)})
+			}
+			return app.printTable([]string{"ID", "USER", "NOTEBOOK", "SCORE", "STATUS", "TRIES", "CREATED", "MESSAGE"}, rows)
+		},
+	}
+	list.Flags().StringSliceVar(&statuses, "status", nil, "only these statuses (comma-separated; or queued)")
+	list.Flags().StringVar(&f.Username, "user", "", "only this user")
+	list.Flags().IntVar(&f.Limit, "limit", 0, "at most this many rows (0: all)")
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.AddCommand(list)
+	return cmd
+}
+
+func newSyncCmd(app *App) *cobra.Command {
+	var now, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "sync",
+		Short: "Send every queued score that is due (run it from cron)",
+		Long: `Send every queued score whose retry time has come, and re-send scores left in flight
+by a process that died. Safe to run from several places at once: each score is
+claimed by one sender at a time.
+
+Exit codes: 0 when every score tried was delivered (or nothing was due), 6 when the
+LMS rejected some, 5 when some are still queued for retry.`,
+		Example: `  ltigrade sync
+  ltigrade sync --now      # the LMS is back: ignore the retry backoff
+  */5 * * * * ltigrade sync >/dev/null`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			st, err := app.Store()
+			if err != nil {
+				return err
+			}
+			eng := &passback.Engine{Store: st, Timeout: cfg.Passback.Timeout, Concurrency: cfg.Passback.Concurrency, Now: app.Now,
+				Sender: &passback.LTI11Sender{Client: &lti11.Client{HTTP: app.httpClient()}, Secret: app.secretFunc()}}
+			stats, err := eng.Drain(app.Context(), now)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				err = printJSON(app.Out, stats)
+			} else {
+				_, err = fmt.Fprintf(app.Out, "sent %d, rejected %d, queued for retry %d\n", stats.Sent, stats.Rejected, stats.Retry)
+			}
+			if err != nil {
+				return err
+			}
+			switch {
+			case stats.Rejected > 0:
+				return &silentExit{code: ExitRejected}
+			case stats.Retry > 0:
+				return &silentExit{code: ExitQueued}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&now, "now", false, "ignore retry backoff: try every queued score now")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

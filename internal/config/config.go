@@ -1,0 +1,710 @@
+// Package config loads ltigrade's settings from flags, LTIGRADE_* environment
+// variables, a TOML file and built-in defaults, in that order of precedence,
+// and resolves them in one place (resolve) so that every command sees the
+// same answer and `ltigrade config show` can say where each value came from.
+//
+// It also owns the LTI consumer secrets: they are read only when asked for,
+// handed out as a [Secret] that prints as "[redacted]", and kept out of every
+// error message, so no log line or bug report can carry one.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/ltigrade/ltigrade/internal/paths"
+)
+
+// Environment variables read by Load.
+const (
+	EnvConfig              = "LTIGRADE_CONFIG"
+	EnvDatabase            = "LTIGRADE_DB"
+	EnvPassbackConcurrency = "LTIGRADE_PASSBACK_CONCURRENCY"
+	EnvPassbackTimeout     = "LTIGRADE_PASSBACK_TIMEOUT"
+)
+
+// Built-in locations and defaults.
+const (
+	// SystemConfigFile is looked for before the per-user file because the
+	// hub's hook and the graders' cron jobs must share one configuration.
+	SystemConfigFile = "/etc/ltigrade/config.toml"
+	// SystemDatabase is the default store when running as root.
+	SystemDatabase = "/var/lib/ltigrade/ltigrade.db"
+
+	DefaultConcurrency = 8
+	MaxConcurrency     = 256
+	DefaultTimeout     = 20 * time.Second
+)
+
+// EnvVar describes one environment variable, for `ltigrade help environment`.
+type EnvVar struct {
+	Name, Help string
+}
+
+// Environment lists every LTIGRADE_* variable Load reads.
+func Environment() []EnvVar {
+	return []EnvVar{
+		{EnvConfig, "config file to load instead of " + SystemConfigFile + " or $XDG_CONFIG_HOME/ltigrade/config.toml; it must exist"},
+		{EnvDatabase, "database path; overrides `database` in the config file, overridden by --db"},
+		{EnvPassbackConcurrency, fmt.Sprintf("grade passbacks sent at once, 1..%d (default %d)", MaxConcurrency, DefaultConcurrency)},
+		{EnvPassbackTimeout, fmt.Sprintf("timeout of one passback request, a Go duration such as 20s (default %s)", DefaultTimeout)},
+	}
+}
+
+// ErrConfig is wrapped by every error from Load and ConsumerSecret, so the
+// CLI can map all configuration problems to one exit code with errors.Is.
+var ErrConfig = errors.New("configuration error")
+
+type configError struct{ err error }
+
+func (e *configError) Error() string   { return e.err.Error() }
+func (e *configError) Unwrap() []error { return []error{ErrConfig, e.err} }
+
+// errorf builds an error that starts with "config: " and wraps ErrConfig.
+// Callers must never pass a secret value among args.
+func errorf(format string, args ...any) error {
+	return &configError{fmt.Errorf("config: "+format, args...)}
+}
+
+// Options are the inputs Load takes from the process. Zero values mean the
+// real OS, so production code passes only the flags and tests replace the
+// rest.
+type Options struct {
+	ConfigFlag string // --config; "" if not given
+	DBFlag     string // --db; "" if not given
+	Getenv     func(string) string
+	Geteuid    func() int
+	FileExists func(string) bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.Geteuid == nil {
+		o.Geteuid = os.Geteuid
+	}
+	if o.FileExists == nil {
+		o.FileExists = func(p string) bool {
+			_, err := os.Stat(p)
+			return err == nil
+		}
+	}
+	return o
+}
+
+// Config is the effective configuration. It holds no secret values: a
+// consumer's secret is read by ConsumerSecret when a signature needs it, so a
+// rotated secret file takes effect without a restart and printing a Config
+// (with %v, %+v or %#v) cannot leak one.
+type Config struct {
+	// Database is used verbatim, relative paths included: it is a store
+	// location that may later be a URL (postgres), not a file path to fix up.
+	Database string
+	Source   string // absolute path of the config file loaded, "" if none
+	Paths    Paths
+	LTI11    LTI11
+	Passback Passback
+	// Warnings are problems that do not stop ltigrade, for the CLI to print
+	// on stderr; Load itself prints nothing.
+	Warnings []string
+
+	settings []Setting
+	getenv   func(string) string
+}
+
+// Paths says where users' notebooks live; see package paths.
+type Paths struct {
+	Home              string   // template of a user's notebook root
+	NbgitpullerParent string   // NBGITPULLER_PARENTPATH of the hub, relative to the root; "" if unset
+	Patterns          []string // further trees mirroring users' roots
+}
+
+// Layout returns the templates in the form package paths works with.
+func (p Paths) Layout() paths.Layout {
+	return paths.Layout{Home: p.Home, Patterns: slices.Clone(p.Patterns)}
+}
+
+// LTI11 holds the LTI 1.1 settings.
+type LTI11 struct {
+	Consumers []Consumer
+}
+
+// Consumer is an LTI 1.1 tool consumer (an LMS) known by its key. Its secret
+// is reached only through Config.ConsumerSecret.
+type Consumer struct {
+	Key string
+	// src is a pointer so that fmt, which does not call methods on
+	// unexported fields, prints an address rather than its contents.
+	src *secretSource
+}
+
+// Passback holds the settings of sending grades to the LMS.
+type Passback struct {
+	Concurrency int
+	Timeout     time.Duration
+}
+
+// rawFile is the config file as written. Pointers tell "absent" from "set to
+// the zero value", which precedence and validation both need.
+type rawFile struct {
+	Database *string `toml:"database"`
+	Paths    struct {
+		Home              *string  `toml:"home"`
+		NbgitpullerParent *string  `toml:"nbgitpuller_parent"`
+		Patterns          []string `toml:"patterns"`
+	} `toml:"paths"`
+	LTI11 struct {
+		Consumers []rawConsumer `toml:"consumers"`
+	} `toml:"lti11"`
+	Passback struct {
+		Concurrency *int    `toml:"concurrency"`
+		Timeout     *string `toml:"timeout"`
+	} `toml:"passback"`
+}
+
+type rawConsumer struct {
+	Key        *string `toml:"key"`
+	Secret     *string `toml:"secret"`
+	SecretFile *string `toml:"secret_file"`
+	SecretEnv  *string `toml:"secret_env"`
+}
+
+// knownKeys are the keys rawFile accepts, for "did you mean" hints.
+var knownKeys = []string{
+	"database",
+	"paths.home", "paths.nbgitpuller_parent", "paths.patterns",
+	"lti11.consumers.key", "lti11.consumers.secret", "lti11.consumers.secret_file", "lti11.consumers.secret_env",
+	"passback.concurrency", "passback.timeout",
+}
+
+// Load finds, reads and validates the configuration.
+func Load(o Options) (*Config, error) {
+	o = o.withDefaults()
+	file, err := findFile(o)
+	if err != nil {
+		return nil, err
+	}
+	raw := &rawFile{}
+	var mode fs.FileMode
+	if file.path != "" {
+		if mode, err = readFile(file, raw); err != nil {
+			return nil, err
+		}
+	}
+	c, err := resolve(o, file, raw)
+	if err != nil {
+		return nil, err
+	}
+	if file.path != "" && c.hasInlineSecret() && mode&0o044 != 0 {
+		// Warn rather than refuse: the config file is often meant to be
+		// readable by the graders' accounts, and refusing would stop every
+		// command, not just passback. Secret files, which hold nothing else,
+		// are refused instead (see readSecretFile).
+		c.Warnings = append(c.Warnings, fmt.Sprintf(
+			"config file %s holds inline secrets and is readable by others (mode %04o); move them to secret_file (mode 600) or secret_env",
+			file.path, mode))
+	}
+	if file.path != "" && mode&0o022 != 0 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf(
+			"config file %s is writable by group or others (mode %04o); anyone who can change it can redirect grades",
+			file.path, mode))
+	}
+	return c, nil
+}
+
+// fileChoice is the config file Load settled on and why.
+type fileChoice struct {
+	path     string
+	origin   Origin
+	from     string // "--config", "$LTIGRADE_CONFIG" or "" when found by searching
+	warnings []string
+}
+
+func findFile(o Options) (fileChoice, error) {
+	if o.ConfigFlag != "" {
+		return fileChoice{path: o.ConfigFlag, origin: OriginFlag, from: "--config"}, nil
+	}
+	if p := o.Getenv(EnvConfig); p != "" {
+		return fileChoice{path: p, origin: OriginEnv, from: "$" + EnvConfig}, nil
+	}
+	var user string
+	if dir := xdgDir(o.Getenv, "XDG_CONFIG_HOME", ".config"); dir != "" {
+		user = filepath.Join(dir, "ltigrade", "config.toml")
+	}
+	if o.FileExists(SystemConfigFile) {
+		fc := fileChoice{path: SystemConfigFile, origin: OriginDefault}
+		if user != "" && o.FileExists(user) {
+			fc.warnings = append(fc.warnings, fmt.Sprintf(
+				"ignoring %s because %s exists; name it with --config or $%s to use it", user, SystemConfigFile, EnvConfig))
+		}
+		return fc, nil
+	}
+	if user != "" && o.FileExists(user) {
+		return fileChoice{path: user, origin: OriginDefault}, nil
+	}
+	return fileChoice{origin: OriginDefault}, nil
+}
+
+// xdgDir returns $name, or $HOME/fallback when it is unset. Relative values
+// are ignored, as the XDG Base Directory specification requires. It returns
+// "" when neither variable helps.
+func xdgDir(getenv func(string) string, name, fallback string) string {
+	if d := getenv(name); filepath.IsAbs(d) {
+		return d
+	}
+	if home := getenv("HOME"); filepath.IsAbs(home) {
+		return filepath.Join(home, fallback)
+	}
+	return ""
+}
+
+// readFile reads and decodes the config file into raw and returns its mode.
+func readFile(file fileChoice, raw *rawFile) (fs.FileMode, error) {
+	f, err := os.Open(file.path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && file.from != "" {
+			return 0, errorf("config file %s named by %s does not exist", file.path, file.from)
+		}
+		return 0, errorf("reading config file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, errorf("reading config file: %w", err)
+	}
+	if fi.IsDir() {
+		return 0, errorf("config file %s is a directory", file.path)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return 0, errorf("reading config file: %w", err)
+	}
+	md, err := toml.Decode(string(data), raw)
+	if err != nil {
+		return 0, decodeError(file.path, string(data), err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return 0, errorf("%s: unknown key%s %s", file.path, plural(len(keys)), describeUnknown(keys))
+	}
+	return fi.Mode().Perm(), nil
+}
+
+// decodeError reports a TOML error without risking a secret: the parser
+// quotes the token it choked on, and on a line such as `secret = abc123`
+// (quotes forgotten) that token is the secret. Such lines get their position
+// only.
+func decodeError(file, data string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if mentionsSecret(pe.LastKey) || mentionsSecret(lineAt(data, pe.Position.Line)) {
+			msg = "syntax error (details withheld because the line may hold a secret)"
+		}
+		return errorf("%s:%d: invalid TOML: %s", file, pe.Position.Line, msg)
+	}
+	// Errors other than ParseError name types and keys, never values.
+	return errorf("%s: invalid TOML: %s", file, strings.TrimPrefix(err.Error(), "toml: "))
+}
+
+func mentionsSecret(s string) bool {
+	return strings.Contains(strings.ToLower(s), "secret")
+}
+
+func lineAt(data string, n int) string {
+	for i, l := range strings.Split(data, "\n") {
+		if i+1 == n {
+			return l
+		}
+	}
+	return ""
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// describeUnknown lists unknown keys with a "did you mean" hint for each
+// near miss, because a typo in a grading tool's config must fail loudly and
+// be easy to fix.
+func describeUnknown(unknown []string) string {
+	parts := make([]string, len(unknown))
+	hinted := false
+	for i, u := range unknown {
+		parts[i] = u
+		best, bestD := "", 4
+		for _, k := range knownKeys {
+			if d := editDistance(u, k); d < bestD {
+				best, bestD = k, d
+			}
+		}
+		if best != "" {
+			parts[i] += " (did you mean " + best + "?)"
+			hinted = true
+		}
+	}
+	s := strings.Join(parts, ", ")
+	if !hinted {
+		s += "; known keys are " + strings.Join(knownKeys, ", ")
+	}
+	return s
+}
+
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
+
+// value is one candidate for a setting: a layer that may or may not set it.
+type value[T any] struct {
+	v      T
+	set    bool
+	origin Origin
+	from   string
+}
+
+// first returns the first candidate that is set; candidates come in order of
+// precedence.
+func first[T any](cands ...value[T]) value[T] {
+	for _, c := range cands {
+		if c.set {
+			return c
+		}
+	}
+	return value[T]{}
+}
+
+// resolve is the one place where flag > env > file > default is decided.
+// Every layer that sets a value is validated, even when a higher one
+// overrides it, so a broken file cannot hide behind an environment variable
+// until the day the variable is gone.
+func resolve(o Options, file fileChoice, raw *rawFile) (*Config, error) {
+	c := &Config{getenv: o.Getenv, Warnings: file.warnings}
+	if file.path != "" {
+		c.Source = file.path
+		if abs, err := filepath.Abs(file.path); err == nil {
+			c.Source = abs
+		}
+	}
+	src := c.Source
+	fromFile := func(set bool) value[string] { return value[string]{set: set, origin: OriginFile, from: src} }
+	env := func(name string) value[string] {
+		v := o.Getenv(name)
+		return value[string]{v: v, set: v != "", origin: OriginEnv, from: "$" + name}
+	}
+	c.record("config", c.Source, file.origin, file.from)
+
+	// database
+	db := first(
+		value[string]{v: o.DBFlag, set: o.DBFlag != "", origin: OriginFlag, from: "--db"},
+		env(EnvDatabase),
+		withValue(fromFile(raw.Database != nil), deref(raw.Database)),
+	)
+	if raw.Database != nil && *raw.Database == "" {
+		return nil, errorf("%s: database is empty; remove the line to use the default", src)
+	}
+	if !db.set {
+		d, err := defaultDatabase(o)
+		if err != nil {
+			return nil, err
+		}
+		db = value[string]{v: d, set: true, origin: OriginDefault}
+		if d != SystemDatabase && o.FileExists(SystemDatabase) {
+			c.Warnings = append(c.Warnings, fmt.Sprintf(
+				"using %s, the default when not running as root, although %s exists; set --db, $%s or database to share the hub's store",
+				d, SystemDatabase, EnvDatabase))
+		}
+	}
+	c.Database = db.v
+	c.record("database", db.v, db.origin, db.from)
+
+	// paths
+	home := first(withValue(fromFile(raw.Paths.Home != nil), deref(raw.Paths.Home)),
+		value[string]{v: paths.DefaultHome, set: true, origin: OriginDefault})
+	if err := paths.ValidateHome(home.v); err != nil {
+		return nil, errorf("%s: paths.home: %w", src, err)
+	}
+	c.Paths.Home = home.v
+	c.record("paths.home", home.v, home.origin, home.from)
+
+	if p := raw.Paths.NbgitpullerParent; p != nil {
+		clean, err := checkParent(*p)
+		if err != nil {
+			return nil, errorf("%s: paths.nbgitpuller_parent %q %s", src, *p, err)
+		}
+		c.Paths.NbgitpullerParent = clean
+		c.record("paths.nbgitpuller_parent", clean, OriginFile, src)
+	} else {
+		c.record("paths.nbgitpuller_parent", "", OriginDefault, "")
+	}
+
+	for i, p := range raw.Paths.Patterns {
+		if err := paths.ValidatePattern(p); err != nil {
+			return nil, errorf("%s: paths.patterns[%d]: %w", src, i, err)
+		}
+		c.record(fmt.Sprintf("paths.patterns[%d]", i), p, OriginFile, src)
+	}
+	c.Paths.Patterns = raw.Paths.Patterns
+	if len(raw.Paths.Patterns) == 0 {
+		c.record("paths.patterns", "[]", OriginDefault, "")
+	}
+
+	// lti11
+	if err := c.resolveConsumers(raw.LTI11.Consumers); err != nil {
+		return nil, err
+	}
+
+	// passback
+	var fileConc value[string]
+	if p := raw.Passback.Concurrency; p != nil {
+		fileConc = withValue(fromFile(true), strconv.Itoa(*p))
+	}
+	concs := []value[string]{env(EnvPassbackConcurrency), fileConc,
+		{v: strconv.Itoa(DefaultConcurrency), set: true, origin: OriginDefault}}
+	for _, v := range concs {
+		if v.set {
+			if _, err := parseConcurrency(v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	conc := first(concs...)
+	c.Passback.Concurrency, _ = parseConcurrency(conc)
+	c.record("passback.concurrency", conc.v, conc.origin, conc.from)
+
+	timeouts := []value[string]{env(EnvPassbackTimeout),
+		withValue(fromFile(raw.Passback.Timeout != nil), deref(raw.Passback.Timeout)),
+		{v: DefaultTimeout.String(), set: true, origin: OriginDefault}}
+	for _, v := range timeouts {
+		if v.set {
+			if _, err := parseTimeout(v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	to := first(timeouts...)
+	c.Passback.Timeout, _ = parseTimeout(to)
+	c.record("passback.timeout", c.Passback.Timeout.String(), to.origin, to.from)
+	return c, nil
+}
+
+func withValue(v value[string], s string) value[string] {
+	v.v = s
+	return v
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// where names a setting's origin in an error, e.g. "$LTIGRADE_DB" or a file.
+func (v value[T]) where() string {
+	if v.from == "" {
+		return string(v.origin)
+	}
+	return v.from
+}
+
+func parseConcurrency(v value[string]) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(v.v))
+	if err != nil {
+		return 0, errorf("passback.concurrency %q (from %s) is not a whole number", v.v, v.where())
+	}
+	if n < 1 || n > MaxConcurrency {
+		return 0, errorf("passback.concurrency %d (from %s) must be between 1 and %d", n, v.where(), MaxConcurrency)
+	}
+	return n, nil
+}
+
+func parseTimeout(v value[string]) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(v.v))
+	if err != nil {
+		return 0, errorf("passback.timeout %q (from %s) is not a duration; write it with a unit, such as \"20s\" or \"1m30s\"", v.v, v.where())
+	}
+	if d <= 0 {
+		return 0, errorf("passback.timeout %q (from %s) must be positive", v.v, v.where())
+	}
+	return d, nil
+}
+
+// defaultDatabase picks the store when nothing names one. Root gets the
+// system-wide path because on a hub the post_auth_hook runs as root and the
+// graders' cron jobs must find the same store; anyone else gets a per-user
+// file under $XDG_DATA_HOME (default ~/.local/share), so that trying ltigrade
+// without root works instead of failing on /var/lib. Load warns when a
+// non-root user falls back to their own store while the system one exists.
+func defaultDatabase(o Options) (string, error) {
+	if o.Geteuid() == 0 {
+		return SystemDatabase, nil
+	}
+	dir := xdgDir(o.Getenv, "XDG_DATA_HOME", filepath.Join(".local", "share"))
+	if dir == "" {
+		return "", errorf("cannot choose a default database: neither $XDG_DATA_HOME nor $HOME is an absolute path; set --db or $%s", EnvDatabase)
+	}
+	return filepath.Join(dir, "ltigrade", "ltigrade.db"), nil
+}
+
+// checkParent validates nbgitpuller_parent, which mirrors nbgitpuller's
+// NBGITPULLER_PARENTPATH: a directory relative to the user's notebook root.
+func checkParent(p string) (string, error) {
+	switch {
+	case strings.IndexByte(p, 0) >= 0:
+		return "", errors.New("contains a NUL byte")
+	case path.IsAbs(p):
+		return "", errors.New("must be relative to the user's notebook root, as NBGITPULLER_PARENTPATH is")
+	}
+	c := path.Clean(p)
+	if c == ".." || strings.HasPrefix(c, "../") {
+		return "", errors.New("must not leave the user's notebook root")
+	}
+	if c == "." {
+		c = ""
+	}
+	return c, nil
+}
+
+func (c *Config) resolveConsumers(raws []rawConsumer) error {
+	src := c.Source
+	seen := make(map[string]int)
+	for i, rc := range raws {
+		if rc.Key == nil || strings.TrimSpace(*rc.Key) == "" {
+			return errorf("%s: lti11.consumers[%d] has no key", src, i)
+		}
+		key := *rc.Key
+		if strings.TrimSpace(key) != key {
+			return errorf("%s: lti11.consumers[%d] key %q has leading or trailing spaces, which the LMS would not send", src, i, key)
+		}
+		if j, dup := seen[key]; dup {
+			return errorf("%s: lti11.consumers[%d] and [%d] both have key %q; each consumer key must appear once", src, j, i, key)
+		}
+		seen[key] = i
+		var set []string
+		for _, s := range []struct {
+			name string
+			v    *string
+		}{{"secret", rc.Secret}, {"secret_file", rc.SecretFile}, {"secret_env", rc.SecretEnv}} {
+			if s.v != nil {
+				set = append(set, s.name)
+			}
+		}
+		switch len(set) {
+		case 0:
+			return errorf("%s: consumer %q has no secret; set one of secret, secret_file or secret_env", src, key)
+		case 1:
+		default:
+			return errorf("%s: consumer %q sets %s; set exactly one of secret, secret_file or secret_env", src, key, strings.Join(set, " and "))
+		}
+		s := &secretSource{consumer: key}
+		prefix := fmt.Sprintf("lti11.consumers[%d].", i)
+		c.record(prefix+"key", key, OriginFile, src)
+		switch {
+		case rc.Secret != nil:
+			if *rc.Secret == "" {
+				return errorf("%s: consumer %q has an empty secret", src, key)
+			}
+			s.inline = Secret{v: *rc.Secret}
+			c.record(prefix+"secret", redacted, OriginFile, src)
+		case rc.SecretFile != nil:
+			f := *rc.SecretFile
+			if f == "" || strings.IndexByte(f, 0) >= 0 {
+				return errorf("%s: consumer %q: secret_file %q is not a file name", src, key, f)
+			}
+			// Relative names are taken from the config file's directory, so
+			// the pair can move together and cron's working directory does
+			// not matter.
+			if !filepath.IsAbs(f) {
+				f = filepath.Join(filepath.Dir(src), f)
+			}
+			s.file = f
+			c.record(prefix+"secret_file", f, OriginFile, src)
+		default:
+			name := *rc.SecretEnv
+			if name == "" || strings.ContainsAny(name, "=\x00") {
+				return errorf("%s: consumer %q: secret_env %q is not an environment variable name", src, key, name)
+			}
+			s.env = name
+			c.record(prefix+"secret_env", name, OriginFile, src)
+		}
+		c.LTI11.Consumers = append(c.LTI11.Consumers, Consumer{Key: key, src: s})
+	}
+	if len(raws) == 0 {
+		c.record("lti11.consumers", "[]", OriginDefault, "")
+	}
+	return nil
+}
+
+func (c *Config) hasInlineSecret() bool {
+	for _, k := range c.LTI11.Consumers {
+		if k.src.file == "" && k.src.env == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Origin says which layer a setting came from.
+type Origin string
+
+// Origins in order of precedence, highest first.
+const (
+	OriginFlag    Origin = "flag"
+	OriginEnv     Origin = "env"
+	OriginFile    Origin = "file"
+	OriginDefault Origin = "default"
+)
+
+// Setting is one effective setting as `ltigrade config show` lists it.
+type Setting struct {
+	Key    string `json:"key"`
+	Value  string `json:"value"` // "[redacted]" for inline secrets
+	Origin Origin `json:"origin"`
+	From   string `json:"from,omitempty"` // "--db", "$LTIGRADE_DB", the config file; "" for defaults
+}
+
+func (c *Config) record(key, value string, origin Origin, from string) {
+	c.settings = append(c.settings, Setting{Key: key, Value: value, Origin: origin, From: from})
+}
+
+// Describe lists the effective settings with where each came from. Secret
+// values never appear: inline secrets show as "[redacted]", and secret_file
+// and secret_env show the file or variable name.
+func (c *Config) Describe() []Setting {
+	return slices.Clone(c.settings)
+}

@@ -1,0 +1,143 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+	"unicode"
+)
+
+const redacted = "[redacted]"
+
+// MaxSecretFileSize bounds secret files: a shared secret is a few dozen
+// bytes, so anything larger is a wrong path (a log, a database), and reading
+// it whole would be a waste at best.
+const MaxSecretFileSize = 64 << 10
+
+// Secret is a consumer's shared secret. Every way of printing or encoding it
+// gives "[redacted]", so it can travel through structs, logs and JSON safely;
+// Reveal is the only way to the value, which makes each use easy to audit.
+type Secret struct {
+	v string
+}
+
+// Reveal returns the secret's value, for the signer and nothing else.
+func (s Secret) Reveal() string { return s.v }
+
+func (Secret) String() string   { return redacted }
+func (Secret) GoString() string { return redacted }
+
+// Format makes every fmt verb, including %x and %q, print "[redacted]".
+func (Secret) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, redacted) }
+
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+func (Secret) LogValue() slog.Value         { return slog.StringValue(redacted) }
+
+// secretSource is where one consumer's secret comes from: exactly one of
+// inline, file or env is set.
+type secretSource struct {
+	consumer string
+	inline   Secret
+	file     string
+	env      string
+}
+
+// SecretSource describes where the consumer's secret comes from without
+// revealing it: "secret (inline)", "secret_file PATH" or "secret_env NAME".
+func (k Consumer) SecretSource() string {
+	switch {
+	case k.src == nil:
+		return "none"
+	case k.src.file != "":
+		return "secret_file " + k.src.file
+	case k.src.env != "":
+		return "secret_env " + k.src.env
+	default:
+		return "secret (inline)"
+	}
+}
+
+// ConsumerSecret returns the secret of the LTI 1.1 consumer with this key.
+// Files and environment variables are read on every call, so a rotated secret
+// is picked up without restarting anything.
+func (c *Config) ConsumerSecret(key string) (Secret, error) {
+	for _, k := range c.LTI11.Consumers {
+		if k.Key == key && k.src != nil {
+			return k.src.load(c.getenv)
+		}
+	}
+	if c.Source == "" {
+		return Secret{}, errorf("no LTI 1.1 consumer with key %q: no config file was loaded; name one with --config or $%s", key, EnvConfig)
+	}
+	return Secret{}, errorf("no LTI 1.1 consumer with key %q in %s", key, c.Source)
+}
+
+func (s *secretSource) load(getenv func(string) string) (Secret, error) {
+	switch {
+	case s.file != "":
+		return readSecretFile(s.consumer, s.file)
+	case s.env != "":
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		// Only the variable's name may appear in errors, never its value.
+		v := getenv(s.env)
+		if v == "" {
+			return Secret{}, errorf("consumer %q: environment variable %s (secret_env) is unset or empty", s.consumer, s.env)
+		}
+		return Secret{v: v}, nil
+	default:
+		return s.inline, nil
+	}
+}
+
+// readSecretFile reads a secret file, refusing files that others can read or
+// write: a secret exposed to every local user (students included, on a hub)
+// lets anyone forge grades, so ltigrade will not use it until it is fixed.
+func readSecretFile(consumer, name string) (Secret, error) {
+	// O_NONBLOCK keeps a FIFO or device from blocking the open; the checks
+	// below then refuse it. Checking the opened file, not the path, leaves no
+	// gap between the check and the read.
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is named below
+		}
+		return Secret{}, errorf("consumer %q: cannot open secret file %s: %w", consumer, name, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Secret{}, errorf("consumer %q: %w", consumer, err)
+	}
+	switch mode := fi.Mode(); {
+	case !mode.IsRegular():
+		return Secret{}, errorf("consumer %q: secret file %s is not a regular file (%s)", consumer, name, mode.Type())
+	case mode.Perm()&0o077 != 0:
+		return Secret{}, errorf("consumer %q: secret file %s has mode %04o; it must not be readable or writable by group or others (chmod 600 %s)",
+			consumer, name, mode.Perm(), name)
+	case fi.Size() > MaxSecretFileSize:
+		return Secret{}, errorf("consumer %q: secret file %s is larger than %d KiB; it must hold only the secret", consumer, name, MaxSecretFileSize>>10)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxSecretFileSize+1))
+	if err != nil {
+		return Secret{}, errorf("consumer %q: reading secret file %s: %w", consumer, name, err)
+	}
+	if len(data) > MaxSecretFileSize { // it grew after the Stat
+		return Secret{}, errorf("consumer %q: secret file %s is larger than %d KiB; it must hold only the secret", consumer, name, MaxSecretFileSize>>10)
+	}
+	// Editors and `echo` add a trailing newline that is never part of the
+	// secret; leading space is kept, as it could be.
+	v := strings.TrimRightFunc(string(data), unicode.IsSpace)
+	if v == "" {
+		return Secret{}, errorf("consumer %q: secret file %s is empty", consumer, name)
+	}
+	return Secret{v: v}, nil
+}
