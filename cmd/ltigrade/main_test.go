@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/ltigrade/ltigrade/internal/cli"
+	"github.com/ltigrade/ltigrade/internal/lmssim"
+)
+
+// TestMain lets testscript run the real ltigrade as a subprocess, so every
+// script exercises exit codes, stdout and stderr as users see them.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"ltigrade": func() { os.Exit(cli.Main()) },
+	})
+}
+
+const (
+	simKey    = "course-key"
+	simSecret = "s3cr3t-never-printed-0xC0FFEE"
+)
+
+// sims holds each script's LMS simulator, keyed by its work directory.
+var sims sync.Map
+
+func simFor(ts *testscript.TestScript) *lmssim.Sim {
+	v, ok := sims.Load(ts.Getenv("WORK"))
+	if !ok {
+		ts.Fatalf("no LMS simulator for this script")
+	}
+	return v.(*lmssim.Sim)
+}
+
+// TestScripts runs every testdata/script/*.txtar. Each script gets a fresh
+// LMS simulator ($LMS_URL, outcome service $LMS_URL/outcomes), a config at
+// $LTIGRADE_CONFIG with consumer course-key whose secret is in a 0600 file,
+// a database in $WORK, and user homes under $WORK/home/jupyter-{username}.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 filepath.Join("..", "..", "testdata", "script"),
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			sim := lmssim.New(map[string]string{simKey: simSecret})
+			base, err := sim.Start("127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			sims.Store(env.WorkDir, sim)
+			env.Defer(func() { sim.Close(); sims.Delete(env.WorkDir) })
+			secretFile := filepath.Join(env.WorkDir, "course.secret")
+			if err := os.WriteFile(secretFile, []byte(simSecret+"\n"), 0o600); err != nil {
+				return err
+			}
+			cfg := fmt.Sprintf("database = %q\n[paths]\nhome = %q\n[[lti11.consumers]]\nkey = %q\nsecret_file = %q\n[passback]\ntimeout = \"3s\"\n",
+				filepath.Join(env.WorkDir, "ltigrade.db"), filepath.Join(env.WorkDir, "home", "jupyter-{username}"), simKey, secretFile)
+			cfgFile := filepath.Join(env.WorkDir, "config.toml")
+			if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+				return err
+			}
+			env.Setenv("LTIGRADE_CONFIG", cfgFile)
+			env.Setenv("LMS_URL", base)
+			env.Setenv("LMS_SECRET", simSecret)
+			env.Setenv("HOME", env.WorkDir)
+			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
+			env.Setenv("XDG_DATA_HOME", filepath.Join(env.WorkDir, ".local", "share"))
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"lms":      cmdLMS,
+			"envsubst": cmdEnvsubst,
+			"chmod":    cmdChmod,
+		},
+	})
+}
+
+// cmdLMS drives the script's LMS simulator:
+//
+//	lms grade SOURCEDID        print the stored score (fails if none)
+//	lms nograde SOURCEDID      fail if a score is stored
+//	lms fault STATUS [N] [RETRY-AFTER] [BODY...]   next N requests answer STATUS
+//	lms failure DESCRIPTION    next request gets an imsx failure (HTTP 200)
+//	lms requests               print the number of outcome requests received
+//	lms roster ID...           only these sourcedIds are valid
+func cmdLMS(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) == 0 {
+		ts.Fatalf("usage: lms grade|nograde|fault|failure|requests|roster ...")
+	}
+	sim := simFor(ts)
+	switch args[0] {
+	case "grade", "nograde":
+		g, ok := sim.Grade(args[1])
+		if args[0] == "nograde" {
+			if ok != neg {
+				ts.Fatalf("LMS holds a grade for %s: %s", args[1], g.Score)
+			}
+			return
+		}
+		if !ok {
+			if !neg {
+				ts.Fatalf("LMS holds no grade for %s", args[1])
+			}
+			return
+		}
+		fmt.Fprintf(ts.Stdout(), "%s\n", g.Score)
+		if g.ResultDataText != "" {
+			fmt.Fprintf(ts.Stdout(), "text: %s\n", g.ResultDataText)
+		}
+	case "fault":
+		status, err := strconv.Atoi(args[1])
+		if err != nil {
+			ts.Fatalf("bad status %q", args[1])
+		}
+		f := lmssim.Fault{Status: status, Repeat: 1}
+		if len(args) > 2 {
+			f.Repeat, _ = strconv.Atoi(args[2])
+		}
+		if len(args) > 3 {
+			f.RetryAfter = args[3]
+		}
+		if len(args) > 4 {
+			f.Body = strings.Join(args[4:], " ")
+		}
+		sim.Inject(f)
+	case "drop":
+		sim.Inject(lmssim.Fault{Drop: true, Repeat: 1})
+	case "delay":
+		d, err := time.ParseDuration(args[1])
+		if err != nil {
+			ts.Fatalf("bad delay: %v", err)
+		}
+		sim.Inject(lmssim.Fault{Delay: d, Repeat: 1})
+	case "failure":
+		sim.Inject(lmssim.Fault{Status: 200, Body: failureXML(strings.Join(args[1:], " "))})
+	case "requests":
+		fmt.Fprintf(ts.Stdout(), "%d\n", sim.Requests())
+	case "roster":
+		sim.SetRoster(args[1:]...)
+	default:
+		ts.Fatalf("unknown lms command %q", args[0])
+	}
+}
+
+func failureXML(desc string) string {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?><imsx_POXEnvelopeResponse xmlns="http://www.imsglobal.org/services/ltiv1p1/xsd/imsoms_v1p0"><imsx_POXHeader><imsx_POXResponseHeaderInfo><imsx_version>V1.0</imsx_version><imsx_messageIdentifier>1</imsx_messageIdentifier><imsx_statusInfo><imsx_codeMajor>failure</imsx_codeMajor><imsx_severity>status</imsx_severity><imsx_description>`)
+	b.WriteString(desc)
+	b.WriteString(`</imsx_description><imsx_operationRefIdentifier>replaceResult</imsx_operationRefIdentifier></imsx_statusInfo></imsx_POXResponseHeaderInfo></imsx_POXHeader><imsx_POXBody><replaceResultResponse/></imsx_POXBody></imsx_POXEnvelopeResponse>`)
+	return b.String()
+}
+
+// cmdEnvsubst expands $VARS of the script's environment inside files, so
+// launch JSON can point at this script's LMS simulator.
+func cmdEnvsubst(ts *testscript.TestScript, neg bool, args []string) {
+	for _, name := range args {
+		p := ts.MkAbs(name)
+		data, err := os.ReadFile(p)
+		ts.Check(err)
+		out := os.Expand(string(data), ts.Getenv)
+		ts.Check(os.WriteFile(p, []byte(out), 0o644))
+	}
+}
+
+// cmdChmod is chmod MODE FILE... (octal), for the secret-file mode tests.
+func cmdChmod(ts *testscript.TestScript, neg bool, args []string) {
+	mode, err := strconv.ParseUint(args[0], 8, 32)
+	ts.Check(err)
+	for _, name := range args[1:] {
+		ts.Check(os.Chmod(ts.MkAbs(name), os.FileMode(mode)))
+	}
+}
