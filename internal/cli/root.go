@@ -93,11 +93,11 @@ Start with ` + "`ltigrade demo`" + ` to see the whole loop against a built-in LM
 	})
 	root.AddCommand(
 		newRecordCmd(app),
-		newSessionsCmd(app),
+		group(newSessionsCmd(app)),
 		newResolveCmd(app),
 		newScoreCmd(app),
-		newResultCmd(app),
-		newPassbacksCmd(app),
+		group(newResultCmd(app)),
+		group(newPassbacksCmd(app)),
 		newSyncCmd(app),
 		newDemoCmd(app),
 		newGenCmd(app),
@@ -115,4 +115,18 @@ func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// group makes a command that only holds subcommands reject unknown ones
+// (exit 2) instead of printing help and succeeding.
+func group(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = func(c *cobra.Command, a []string) error {
+		if len(a) > 0 {
+			return &exitError{code: ExitUsage, err: fmt.Errorf("unknown command %q for %q", a[0], c.CommandPath()),
+				hint: fmt.Sprintf("see `%s --help`", c.CommandPath())}
+		}
+		return nil
+	}
+	cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	return cmd
 }

@@ -1,0 +1,411 @@
+package lti11
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Status classifies what became of one outcome request.
+type Status int
+
+// The zero Status is deliberately none of these, so an Outcome that was
+// never filled in cannot pass for a delivered grade.
+const (
+	// Sent: the LMS accepted the operation (codeMajor success or processing).
+	Sent Status = iota + 1
+	// Rejected: the LMS refused it for a reason resending will not fix
+	// (bad sourcedId, bad credentials, score out of range, ...).
+	Rejected
+	// Retry: the outcome is unknown or the LMS was temporarily unable;
+	// resend later (re-signed). Every operation is idempotent, so a resend
+	// after a grade was in fact stored does no harm.
+	Retry
+)
+
+func (s Status) String() string {
+	switch s {
+	case Sent:
+		return "sent"
+	case Rejected:
+		return "rejected"
+	case Retry:
+		return "retry"
+	}
+	return "Status(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Outcome is the classified result of Client.Do.
+type Outcome struct {
+	Status Status
+	// Message is short, single-line and sanitised: safe for logs and
+	// terminals, free of the secret and the Authorization header.
+	Message    string
+	HTTPStatus int           // 0 when no HTTP response arrived
+	RetryAfter time.Duration // from Retry-After, capped at MaxRetryAfter; 0 if absent
+	Response   *Response     // the parsed POX response, when there was one
+}
+
+// MaxRetryAfter caps the wait an LMS can impose through Retry-After, so a
+// misconfigured header cannot park a grade for days.
+const MaxRetryAfter = time.Hour
+
+// DefaultMaxBody is how much of a response body Client reads.
+const DefaultMaxBody = 1 << 20
+
+// DefaultTimeout bounds one request when Client.HTTP is nil: the standard
+// library's default client never times out, and a hung LMS would hold a
+// worker forever.
+const DefaultTimeout = 30 * time.Second
+
+// maxMessage is the longest LMS-supplied text kept in a message, in runes.
+const maxMessage = 300
+
+// Client sends outcome requests. The zero value is ready to use.
+type Client struct {
+	HTTP    *http.Client     // nil: a client with DefaultTimeout
+	Now     func() time.Time // clock for OAuth timestamps and Retry-After dates; nil: time.Now
+	MaxBody int64            // response bytes read at most; <= 0: DefaultMaxBody
+}
+
+var defaultHTTP = &http.Client{Timeout: DefaultTimeout}
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// httpClient returns the configured client with redirects disabled. A
+// redirected POST either turns into a GET (301/302/303) or reaches a URL the
+// signature does not cover (307/308), and it may carry the Authorization
+// header to another host: none of that can deliver a grade, so the 3xx is
+// reported instead.
+func (c *Client) httpClient() *http.Client {
+	base := c.HTTP
+	if base == nil {
+		base = defaultHTTP
+	}
+	hc := *base
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &hc
+}
+
+// Do sends one signed outcome request and classifies the answer. It never
+// retries by itself; the caller owns the schedule, and must call Do again
+// (which signs afresh) for a Retry outcome. If r.MessageID is empty a random
+// one is used.
+func (c *Client) Do(ctx context.Context, serviceURL, key, secret string, r ResultRequest) Outcome {
+	if c == nil {
+		c = &Client{}
+	}
+	red := newRedactor(secret)
+	if r.MessageID == "" {
+		r.MessageID = randomNonce()
+	}
+	body, err := BuildPOX(r)
+	if err != nil {
+		return Outcome{Status: Rejected, Message: red.clean("cannot build request: " + err.Error())}
+	}
+	u, err := url.Parse(serviceURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return Outcome{Status: Rejected, Message: "invalid outcome service url"}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, serviceURL, bytes.NewReader(body))
+	if err != nil {
+		return Outcome{Status: Rejected, Message: red.clean("cannot build request: " + describeErr(err))}
+	}
+	req.Header.Set("Content-Type", "application/xml")
+	req.Header.Set("Accept", "application/xml")
+	if err := (Signer{Key: key, Secret: secret, Now: c.Now}).Sign(req, body); err != nil {
+		return Outcome{Status: Rejected, Message: red.clean("cannot sign request: " + err.Error())}
+	}
+	red.addAuth(req.Header.Get("Authorization"))
+
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return Outcome{Status: Retry, Message: red.clean("request failed: " + describeErr(err))}
+	}
+	defer resp.Body.Close()
+	limit := c.MaxBody
+	if limit <= 0 {
+		limit = DefaultMaxBody
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return Outcome{Status: Retry, HTTPStatus: resp.StatusCode,
+			RetryAfter: retryAfter(resp.Header, c.now()),
+			Message:    red.clean(fmt.Sprintf("HTTP %d, reading response failed: %s", resp.StatusCode, describeErr(err)))}
+	}
+	tooBig := int64(len(data)) > limit
+	if tooBig {
+		data = nil
+	}
+	o := classify(resp.StatusCode, resp.Status, data, tooBig)
+	o.HTTPStatus = resp.StatusCode
+	if o.Status == Retry {
+		o.RetryAfter = retryAfter(resp.Header, c.now())
+	}
+	o.Message = red.clean(o.Message)
+	return o
+}
+
+// classify decides the Status from one HTTP answer. The POX body, when there
+// is a valid one, is authoritative in both directions: Moodle and Blackboard
+// report failure with HTTP 200 and Canvas with 422, and an explicit success
+// means the LMS stored the grade whatever status line came with it.
+func classify(code int, statusLine string, body []byte, tooBig bool) Outcome {
+	var pox *Response
+	if !tooBig {
+		if p, err := ParseResponse(body); err == nil {
+			pox = p
+		}
+	}
+	if pox != nil {
+		desc := pox.Description
+		if desc == "" {
+			desc = "no description"
+		}
+		switch strings.ToLower(pox.CodeMajor) {
+		case "success":
+			return Outcome{Status: Sent, Response: pox, Message: fmt.Sprintf("accepted (HTTP %d): %s", code, desc)}
+		case "processing":
+			// The LMS took the operation and will finish it asynchronously;
+			// it owns the grade now, and resending could only queue a copy.
+			return Outcome{Status: Sent, Response: pox, Message: fmt.Sprintf("accepted for processing (HTTP %d): %s", code, desc)}
+		case "failure", "unsupported":
+			if transientStatus(code) || transientText(pox.Description) {
+				return Outcome{Status: Retry, Response: pox, Message: fmt.Sprintf("temporary failure (HTTP %d, %s): %s", code, pox.CodeMajor, desc)}
+			}
+			return Outcome{Status: Rejected, Response: pox, Message: fmt.Sprintf("rejected (HTTP %d, %s): %s", code, pox.CodeMajor, desc)}
+		}
+		// An unknown codeMajor tells us nothing; fall through to the status.
+	}
+
+	detail := bodySnippet(body)
+	if tooBig {
+		detail = "oversized response body"
+	}
+	msg := func(what string) string {
+		s := strings.TrimSpace(statusLine)
+		if s == "" {
+			s = strconv.Itoa(code)
+		}
+		m := what + " (HTTP " + s + ")"
+		if detail != "" {
+			m += ": " + detail
+		}
+		return m
+	}
+	switch {
+	case code >= 200 && code < 300:
+		// The LMS answered 2xx but not in POX: it may well have stored the
+		// grade. Saying Sent could lose a grade that was not stored; saying
+		// Rejected would drop one the LMS can take. Every operation is
+		// idempotent, so resending is the safe choice.
+		return Outcome{Status: Retry, Message: msg("no valid pox response")}
+	case transientStatus(code):
+		return Outcome{Status: Retry, Message: msg("lms temporarily unavailable")}
+	case code == http.StatusForbidden && (containsFold(statusLine, "rate limit") || containsFold(string(body), "rate limit")):
+		// Canvas historically throttled with "403 Forbidden (Rate Limit Exceeded)".
+		return Outcome{Status: Retry, Message: msg("rate limited")}
+	case code == http.StatusUnauthorized && nonceReplay(string(body)+" "+statusLine):
+		// Canvas answers a reused nonce with 401 "Duplicate nonce detected";
+		// the next attempt carries a fresh nonce.
+		return Outcome{Status: Retry, Message: msg("nonce refused")}
+	case code >= 300 && code < 400:
+		return Outcome{Status: Rejected, Message: msg("lms redirected; fix the outcome service url")}
+	case code >= 400 && code < 500:
+		return Outcome{Status: Rejected, Message: msg("rejected")}
+	}
+	return Outcome{Status: Retry, Message: msg("unexpected answer")}
+}
+
+// transientStatus lists HTTP statuses that mean "not now".
+func transientStatus(code int) bool {
+	switch code {
+	case http.StatusRequestTimeout, http.StatusTooEarly, http.StatusTooManyRequests:
+		return true
+	}
+	return code >= 500 && code < 600
+}
+
+// transientPhrases are failure descriptions that come from a momentary
+// condition (throttling, a busy database, a replayed nonce) rather than
+// from the request itself.
+var transientPhrases = []string{
+	"rate limit", "too many requests", "throttl", "try again", "retry later",
+	"temporarily", "temporary", "timed out", "timeout", "unavailable", "overloaded",
+	"deadlock", "lock wait",
+}
+
+func transientText(s string) bool {
+	for _, p := range transientPhrases {
+		if containsFold(s, p) {
+			return true
+		}
+	}
+	return nonceReplay(s)
+}
+
+func nonceReplay(s string) bool {
+	if !containsFold(s, "nonce") {
+		return false
+	}
+	for _, p := range []string{"duplicate", "already", "reused", "replay", "used"} {
+		if containsFold(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
+
+// retryAfter reads Retry-After as delay-seconds or an HTTP date.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		if n > int64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter
+		}
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	} else {
+		return 0
+	}
+	return min(max(d, 0), MaxRetryAfter)
+}
+
+// describeErr renders a transport error without the request URL that
+// *url.Error adds (it may carry tokens in its query) and with timeouts
+// named plainly.
+func describeErr(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timed out"
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
+var (
+	tagRE = regexp.MustCompile(`<[^>]*>`)
+	sigRE = regexp.MustCompile(`(?i)(oauth_signature\s*=\s*"?)[^",&\s]*`)
+)
+
+// bodySnippet turns a non-POX body (often an HTML error page) into a short
+// hint: tags removed, text sanitised and truncated.
+func bodySnippet(body []byte) string {
+	if len(body) == 0 {
+		return ""
+	}
+	b := body
+	if len(b) > 64<<10 {
+		b = b[:64<<10]
+	}
+	return sanitize(tagRE.ReplaceAllString(string(b), " "))
+}
+
+// sanitize makes s a single line: invalid UTF-8, control characters and
+// Unicode line, paragraph and bidi-override characters become spaces, and
+// runs of spaces collapse.
+func sanitize(s string) string {
+	var b strings.Builder
+	space := false
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.IsSpace(r) ||
+			r == '\u2028' || r == '\u2029' || (r >= '\u202A' && r <= '\u202E') || (r >= '\u2066' && r <= '\u2069') {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n]) + "…"
+}
+
+// redactor scrubs credentials from messages. The secret never goes on the
+// wire, but an LMS knows it and a debugging one may echo it, or echo our
+// Authorization header, in an error body.
+type redactor struct{ words []string }
+
+func newRedactor(secret string) *redactor {
+	r := &redactor{}
+	if secret != "" {
+		r.words = append(r.words, secret, percentEncode(secret), url.QueryEscape(secret), sanitize(secret))
+	}
+	return r
+}
+
+func (r *redactor) addAuth(h string) {
+	if h == "" {
+		return
+	}
+	r.words = append(r.words, h, sanitize(h))
+	if p, err := parseAuthHeader(h); err == nil && p["oauth_signature"] != "" {
+		r.words = append(r.words, p["oauth_signature"], percentEncode(p["oauth_signature"]))
+	}
+}
+
+// clean redacts before and after sanitising (which could split or join a
+// credential) and truncates only at the end, so a cut never leaves part of
+// a credential behind.
+func (r *redactor) clean(s string) string {
+	s = r.scrub(s)
+	s = r.scrub(sanitize(s))
+	return truncate(s, maxMessage)
+}
+
+func (r *redactor) scrub(s string) string {
+	for _, w := range r.words {
+		if w != "" {
+			s = strings.ReplaceAll(s, w, "[redacted]")
+		}
+	}
+	return sigRE.ReplaceAllString(s, "${1}[redacted]")
+}
