@@ -141,6 +141,15 @@ func cmdLMS(ts *testscript.TestScript, neg bool, args []string) {
 		sim.Inject(lmssim.Fault{Delay: d, Repeat: 1})
 	case "failure":
 		sim.Inject(lmssim.Fault{Status: 200, Body: failureXML(strings.Join(args[1:], " "))})
+	case "waitrequests":
+		n, _ := strconv.Atoi(args[1])
+		deadline := time.Now().Add(20 * time.Second)
+		for sim.Requests() < n {
+			if time.Now().After(deadline) {
+				ts.Fatalf("LMS got %d requests, want %d", sim.Requests(), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	case "requests":
 		fmt.Fprintf(ts.Stdout(), "%d\n", sim.Requests())
 	case "roster":
@@ -158,14 +167,17 @@ func failureXML(desc string) string {
 	return b.String()
 }
 
-// cmdEnvsubst expands $VARS of the script's environment inside files, so
-// launch JSON can point at this script's LMS simulator.
+// cmdEnvsubst replaces $LMS_URL, $LMS_SECRET and $WORK inside files, so
+// launch JSON can point at this script's LMS simulator. Other $ signs stay.
 func cmdEnvsubst(ts *testscript.TestScript, neg bool, args []string) {
 	for _, name := range args {
 		p := ts.MkAbs(name)
 		data, err := os.ReadFile(p)
 		ts.Check(err)
-		out := os.Expand(string(data), ts.Getenv)
+		out := string(data)
+		for _, v := range []string{"LMS_URL", "LMS_SECRET", "WORK"} {
+			out = strings.ReplaceAll(out, "$"+v, ts.Getenv(v))
+		}
 		ts.Check(os.WriteFile(p, []byte(out), 0o644))
 	}
 }
