@@ -223,18 +223,48 @@ func b2i(b bool) int {
 
 // RecordLaunch implements Store.
 func (s *SQLite) RecordLaunch(ctx context.Context, l *Launch) (*Session, error) {
-	if l.RecordedAt.IsZero() {
-		l.RecordedAt = time.Now()
-	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
 	defer tx.Rollback()
+	if err := s.recordTx(ctx, tx, l); err != nil {
+		return nil, err
+	}
+	sess, err := s.sessionTx(ctx, tx, l.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, s.wrap(err)
+	}
+	return sess, nil
+}
 
+// RecordLaunches records many launches in one transaction: for imports,
+// spool ingestion and benchmark seeding, where a commit per launch would
+// cost an fsync each.
+func (s *SQLite) RecordLaunches(ctx context.Context, ls []*Launch) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer tx.Rollback()
+	for _, l := range ls {
+		if err := s.recordTx(ctx, tx, l); err != nil {
+			return err
+		}
+	}
+	return s.wrap(tx.Commit())
+}
+
+func (s *SQLite) recordTx(ctx context.Context, tx *sql.Tx, l *Launch) error {
+	if l.RecordedAt.IsZero() {
+		l.RecordedAt = time.Now()
+	}
 	la := micros(l.LaunchedAt)
 	var sid, curLaunch, curAt int64
-	err = tx.QueryRowContext(ctx, `SELECT id, current_launch_id, launched_at FROM sessions
+	err := tx.QueryRowContext(ctx, `SELECT id, current_launch_id, launched_at FROM sessions
 		WHERE platform = ? AND lti_user_id = ? AND resource_link_id = ?`,
 		l.Platform, l.LTIUserID, l.ResourceLinkID).Scan(&sid, &curLaunch, &curAt)
 	switch {
@@ -242,12 +272,12 @@ func (s *SQLite) RecordLaunch(ctx context.Context, l *Launch) (*Session, error) 
 		res, err := tx.ExecContext(ctx, `INSERT INTO sessions (platform, lti_user_id, resource_link_id, username, launched_at)
 			VALUES (?, ?, ?, ?, ?)`, l.Platform, l.LTIUserID, l.ResourceLinkID, l.Username, la)
 		if err != nil {
-			return nil, s.wrap(err)
+			return s.wrap(err)
 		}
 		sid, _ = res.LastInsertId()
 		curAt = -1 << 62
 	case err != nil:
-		return nil, s.wrap(err)
+		return s.wrap(err)
 	}
 	l.SessionID = sid
 	res, err := tx.ExecContext(ctx, `INSERT INTO launches (session_id, username, version, platform, client_id,
@@ -261,7 +291,7 @@ func (s *SQLite) RecordLaunch(ctx context.Context, l *Launch) (*Session, error) 
 		strings.Join(l.AGSScopes, ","), l.NextURL, l.Repo, l.Checkout, l.Opened, b2i(l.OpenedFile), la,
 		micros(l.RecordedAt), string(l.AuthState))
 	if err != nil {
-		return nil, s.wrap(err)
+		return s.wrap(err)
 	}
 	l.ID, _ = res.LastInsertId()
 	// Newest launch wins; a late-arriving older launch (a spooled one
@@ -272,17 +302,7 @@ func (s *SQLite) RecordLaunch(ctx context.Context, l *Launch) (*Session, error) 
 	} else {
 		_, err = tx.ExecContext(ctx, `UPDATE sessions SET launch_count = launch_count + 1 WHERE id = ?`, sid)
 	}
-	if err != nil {
-		return nil, s.wrap(err)
-	}
-	sess, err := s.sessionTx(ctx, tx, sid)
-	if err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, s.wrap(err)
-	}
-	return sess, nil
+	return s.wrap(err)
 }
 
 const launchCols = `l.id, l.session_id, l.username, l.version, l.platform, l.client_id, l.deployment_id,
