@@ -56,10 +56,10 @@ type Launch struct {
 // Session is the current (newest) launch of one (platform, LTI user,
 // resource link); Launch holds that launch.
 type Session struct {
-	Launch
 	ID          int64 `json:"id"`
 	LaunchID    int64 `json:"launch_id"`
 	LaunchCount int   `json:"launch_count"`
+	Launch
 }
 
 // SessionFilter narrows ListSessions; zero values match everything.
