@@ -79,6 +79,7 @@ func TestScripts(t *testing.T) {
 			"lms":      cmdLMS,
 			"envsubst": cmdEnvsubst,
 			"chmod":    cmdChmod,
+			"pylms":    cmdPyLMS,
 		},
 	})
 }
@@ -175,7 +176,7 @@ func cmdEnvsubst(ts *testscript.TestScript, neg bool, args []string) {
 		data, err := os.ReadFile(p)
 		ts.Check(err)
 		out := string(data)
-		for _, v := range []string{"LMS_URL", "LMS_SECRET", "WORK"} {
+		for _, v := range []string{"PYLMS_URL", "LMS_URL", "LMS_SECRET", "WORK"} {
 			out = strings.ReplaceAll(out, "$"+v, ts.Getenv(v))
 		}
 		ts.Check(os.WriteFile(p, []byte(out), 0o644))
