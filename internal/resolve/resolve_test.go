@@ -82,7 +82,9 @@ func TestBestSameAssignmentNewestWins(t *testing.T) {
 
 type fakeStore map[string][]store.Session
 
-func (f fakeStore) UserSessions(_ context.Context, u string) ([]store.Session, error) { return f[u], nil }
+func (f fakeStore) UserSessions(_ context.Context, u string) ([]store.Session, error) {
+	return f[u], nil
+}
 func (f fakeStore) UsernamesWithPrefix(_ context.Context, p string) ([]string, error) {
 	var out []string
 	for u := range f {
