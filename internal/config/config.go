@@ -116,6 +116,8 @@ type Config struct {
 	Paths    Paths
 	LTI11    LTI11
 	Passback Passback
+	Hub      Hub
+	Sandbox  Sandbox
 	// Warnings are problems that do not stop ltigrade, for the CLI to print
 	// on stderr; Load itself prints nothing.
 	Warnings []string
@@ -156,6 +158,35 @@ type Passback struct {
 	Timeout     time.Duration
 }
 
+// Hub holds the settings of the JupyterHub hook.
+type Hub struct {
+	// SpoolDir is where the hook leaves launches it could not record;
+	// default "spool" beside a file database.
+	SpoolDir string
+	// RecordTimeout bounds how long the hook waits for `ltigrade record`
+	// before spooling the launch, so a login is never held longer.
+	RecordTimeout time.Duration
+	// Env lists the launch fields exported to user servers as LTI_*
+	// variables by `ltigrade env`.
+	Env []string
+}
+
+// DefaultHubEnv are the launch fields user servers get by default: what a
+// notebook may want to know about its course and assignment, never secrets
+// or grade targets.
+var DefaultHubEnv = []string{"context_id", "context_label", "context_title", "resource_link_id", "resource_link_title", "roles"}
+
+// DefaultRecordTimeout is the hook's default wait for `ltigrade record`.
+const DefaultRecordTimeout = 5 * time.Second
+
+// Sandbox holds the settings of `ltigrade sandbox`, the trial LMS.
+type Sandbox struct {
+	Listen      string // address of its web pages, default 127.0.0.1:8765
+	HubURL      string // the hub to launch into, default http://127.0.0.1:8000
+	CourseRepo  string // the course repository nbgitpuller links point at
+	ConsumerKey string // key it signs with; its secret comes from [[lti11.consumers]]
+}
+
 // rawFile is the config file as written. Pointers tell "absent" from "set to
 // the zero value", which precedence and validation both need.
 type rawFile struct {
@@ -172,6 +203,17 @@ type rawFile struct {
 		Concurrency *int    `toml:"concurrency"`
 		Timeout     *string `toml:"timeout"`
 	} `toml:"passback"`
+	Hub struct {
+		SpoolDir      *string  `toml:"spool_dir"`
+		RecordTimeout *string  `toml:"record_timeout"`
+		Env           []string `toml:"env"`
+	} `toml:"hub"`
+	Sandbox struct {
+		Listen      *string `toml:"listen"`
+		HubURL      *string `toml:"hub_url"`
+		CourseRepo  *string `toml:"course_repo"`
+		ConsumerKey *string `toml:"consumer_key"`
+	} `toml:"sandbox"`
 }
 
 type rawConsumer struct {
@@ -187,6 +229,8 @@ var knownKeys = []string{
 	"paths.home", "paths.nbgitpuller_parent", "paths.patterns",
 	"lti11.consumers.key", "lti11.consumers.secret", "lti11.consumers.secret_file", "lti11.consumers.secret_env",
 	"passback.concurrency", "passback.timeout",
+	"hub.spool_dir", "hub.record_timeout", "hub.env",
+	"sandbox.listen", "sandbox.hub_url", "sandbox.course_repo", "sandbox.consumer_key",
 }
 
 // Load finds, reads and validates the configuration.
@@ -519,7 +563,65 @@ func resolve(o Options, file fileChoice, raw *rawFile) (*Config, error) {
 	to := first(timeouts...)
 	c.Passback.Timeout, _ = parseTimeout(to)
 	c.record("passback.timeout", c.Passback.Timeout.String(), to.origin, to.from)
+
+	if err := c.resolveHub(raw, src); err != nil {
+		return nil, err
+	}
+	c.resolveSandbox(raw, src)
 	return c, nil
+}
+
+func (c *Config) resolveHub(raw *rawFile, src string) error {
+	set := func(key string, p *string, def string) string {
+		if p != nil {
+			c.record(key, *p, OriginFile, src)
+			return *p
+		}
+		c.record(key, def, OriginDefault, "")
+		return def
+	}
+	defSpool := ""
+	if !strings.Contains(c.Database, "://") {
+		defSpool = filepath.Join(filepath.Dir(c.Database), "spool")
+	}
+	c.Hub.SpoolDir = set("hub.spool_dir", raw.Hub.SpoolDir, defSpool)
+	if raw.Hub.SpoolDir != nil && !filepath.IsAbs(c.Hub.SpoolDir) {
+		return errorf("%s: hub.spool_dir %q must be an absolute path", src, c.Hub.SpoolDir)
+	}
+	to := set("hub.record_timeout", raw.Hub.RecordTimeout, DefaultRecordTimeout.String())
+	d, err := time.ParseDuration(to)
+	if err != nil || d <= 0 || d > time.Minute {
+		return errorf("%s: hub.record_timeout %q must be a duration between 0 and 1m, such as \"5s\"", src, to)
+	}
+	c.Hub.RecordTimeout = d
+	c.Hub.Env = slices.Clone(DefaultHubEnv)
+	if raw.Hub.Env != nil {
+		c.Hub.Env = slices.Clone(raw.Hub.Env)
+		c.record("hub.env", strings.Join(raw.Hub.Env, ","), OriginFile, src)
+	} else {
+		c.record("hub.env", strings.Join(DefaultHubEnv, ","), OriginDefault, "")
+	}
+	return nil
+}
+
+func (c *Config) resolveSandbox(raw *rawFile, src string) {
+	set := func(key string, p *string, def string) string {
+		if p != nil {
+			c.record(key, *p, OriginFile, src)
+			return *p
+		}
+		c.record(key, def, OriginDefault, "")
+		return def
+	}
+	r := raw.Sandbox
+	c.Sandbox.Listen = set("sandbox.listen", r.Listen, "127.0.0.1:8765")
+	c.Sandbox.HubURL = set("sandbox.hub_url", r.HubURL, "http://127.0.0.1:8000")
+	c.Sandbox.CourseRepo = set("sandbox.course_repo", r.CourseRepo, "")
+	def := ""
+	if len(c.LTI11.Consumers) > 0 {
+		def = c.LTI11.Consumers[0].Key
+	}
+	c.Sandbox.ConsumerKey = set("sandbox.consumer_key", r.ConsumerKey, def)
 }
 
 func withValue(v value[string], s string) value[string] {
