@@ -66,6 +66,8 @@ func TestDefaults(t *testing.T) {
 		Database: "/home/ann/.local/share/ltigrade/ltigrade.db",
 		Paths:    Paths{Home: "/home/jupyter-{username}"},
 		Passback: Passback{Concurrency: 8, Timeout: 20 * time.Second},
+		Hub:      Hub{SpoolDir: "/home/ann/.local/share/ltigrade/spool", RecordTimeout: 5 * time.Second, Env: DefaultHubEnv},
+		Sandbox:  Sandbox{Listen: "127.0.0.1:8765", HubURL: "http://127.0.0.1:8000"},
 	}
 	c.settings, c.getenv = nil, nil
 	if !reflect.DeepEqual(c, want) {
