@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ltigrade/ltigrade/internal/lti11"
+	"github.com/ltigrade/ltigrade/internal/passback"
+)
+
+func newSyncCmd(app *App) *cobra.Command {
+	var now, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "sync",
+		Short: "Send every queued score that is due (run it from cron)",
+		Long: `Send every queued score whose retry time has come, and re-send scores left in flight
+by a process that died. Safe to run from several places at once: each score is
+claimed by one sender at a time.
+
+Exit codes: 0 when every score tried was delivered (or nothing was due), 6 when the
+LMS rejected some, 5 when some are still queued for retry.`,
+		Example: `  ltigrade sync
+  ltigrade sync --now      # the LMS is back: ignore the retry backoff
+  */5 * * * * ltigrade sync >/dev/null`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			st, err := app.Store()
+			if err != nil {
+				return err
+			}
+			eng := &passback.Engine{Store: st, Timeout: cfg.Passback.Timeout, Concurrency: cfg.Passback.Concurrency, Now: app.Now,
+				Sender: &passback.LTI11Sender{Client: &lti11.Client{HTTP: app.httpClient()}, Secret: app.secretFunc()}}
+			stats, err := eng.Drain(app.Context(), now)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				err = printJSON(app.Out, stats)
+			} else {
+				_, err = fmt.Fprintf(app.Out, "sent %d, rejected %d, queued for retry %d\n", stats.Sent, stats.Rejected, stats.Retry)
+			}
+			if err != nil {
+				return err
+			}
+			switch {
+			case stats.Rejected > 0:
+				return &silentExit{code: ExitRejected}
+			case stats.Retry > 0:
+				return &silentExit{code: ExitQueued}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&now, "now", false, "ignore retry backoff: try every queued score now")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
