@@ -40,8 +40,16 @@ func Main() int {
 
 // Run executes one command line against app and returns the exit code;
 // tests call it directly.
-func Run(app *App, args []string) int {
+func Run(app *App, args []string) (code int) {
 	defer app.Close()
+	// A bug must not exit 2 (Go's panic status), which callers read as
+	// "usage error": report it as the unexpected error it is.
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(app.Err, "ltigrade: internal error: %v\n%s", r, debug.Stack())
+			code = ExitError
+		}
+	}()
 	root := NewRoot(app)
 	root.SetArgs(args)
 	err := root.ExecuteContext(app.Context())
@@ -99,7 +107,11 @@ Start with ` + "`ltigrade demo`" + ` to see the whole loop against a built-in LM
 		group(newResultCmd(app)),
 		group(newPassbacksCmd(app)),
 		newSyncCmd(app),
+		group(newHubCmd(app)),
+		newEnvCmd(app),
 		newDemoCmd(app),
+		newSandboxCmd(app),
+		group(newImportCmd(app)),
 		newGenCmd(app),
 		helpTopic("exit-codes", "Exit codes of ltigrade commands", exitCodesText()),
 		helpTopic("environment", "Environment variables ltigrade reads", environmentText()),

@@ -94,6 +94,7 @@ func target(app *App, notebook, user string, launchID int64) (*store.Session, *r
 	}
 	// Send to the outcome target of the launch asked for, under its session.
 	sess.Launch = *l
+	sess.LaunchID = l.ID
 	return sess, nil, nil
 }
 
@@ -273,7 +274,8 @@ func printDryRun(app *App, p *store.Passback, res *resolve.Result, asJSON bool) 
 func reportPassback(app *App, p *store.Passback, res *resolve.Result, asJSON bool) error {
 	code := ExitOK
 	switch p.Status {
-	case store.StatusSent:
+	// Superseded is success for the caller: the LMS will hold a newer score.
+	case store.StatusSent, store.StatusSuperseded:
 	case store.StatusRejected:
 		code = ExitRejected
 	default:
@@ -289,13 +291,19 @@ func reportPassback(app *App, p *store.Passback, res *resolve.Result, asJSON boo
 			fmt.Fprintf(app.Out, "sent %s for %s (passback %d)\n", p.Score, p.Username, p.ID)
 		case store.StatusRejected:
 			fmt.Fprintf(app.Out, "rejected: the LMS refused %s for %s (passback %d): %s\n", p.Score, p.Username, p.ID, p.LastError)
+		case store.StatusSuperseded:
+			fmt.Fprintf(app.Out, "superseded: a newer score for %s was journaled meanwhile; %s (passback %d) will not be sent\n", p.Username, p.Score, p.ID)
 		default:
+			why := p.LastError
+			if p.Attempts == 0 {
+				why = "an earlier score of this session may still be in flight at the LMS"
+			}
 			when := ""
 			if p.NextAttemptAt != nil {
 				when = ", next try after " + app.fmtTime(*p.NextAttemptAt)
 			}
 			fmt.Fprintf(app.Out, "queued: %s for %s is journaled as passback %d but not delivered yet (%s%s); `ltigrade sync` will deliver it\n",
-				p.Score, p.Username, p.ID, dash(p.LastError), when)
+				p.Score, p.Username, p.ID, dash(why), when)
 		}
 	}
 	if code != ExitOK {

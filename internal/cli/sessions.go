@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -51,7 +52,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 func parseAge(s string) (time.Duration, error) {
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.ParseFloat(n, 64)
-		if err != nil || days < 0 || days > 100000 {
+		if err != nil || math.IsNaN(days) || days < 0 || days > 100000 {
 			return 0, fmt.Errorf("invalid duration %q", s)
 		}
 		return time.Duration(days * float64(24*time.Hour)), nil

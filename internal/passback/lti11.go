@@ -21,7 +21,8 @@ type LTI11Sender struct {
 func (s *LTI11Sender) Send(ctx context.Context, p *store.Passback) Outcome {
 	secret, err := s.Secret(p.ConsumerKey)
 	if err != nil {
-		// The config may be fixed later: keep the score queued.
+		// The config may be fixed later: keep the score queued. Nothing
+		// was sent, so the outcome is certain.
 		return Outcome{Status: store.StatusRetry, Message: err.Error()}
 	}
 	req := lti11.ResultRequest{Op: lti11.ReplaceResult, SourcedID: p.SourcedID, Score: p.Score,
@@ -32,7 +33,8 @@ func (s *LTI11Sender) Send(ctx context.Context, p *store.Passback) Outcome {
 		}
 	}
 	o := s.Client.Do(ctx, p.TargetURL, p.ConsumerKey, secret, req)
-	out := Outcome{Message: o.Message, HTTPStatus: o.HTTPStatus, RetryAfter: o.RetryAfter}
+	// No HTTP answer at all: the request may have reached the LMS.
+	out := Outcome{Message: o.Message, HTTPStatus: o.HTTPStatus, RetryAfter: o.RetryAfter, Uncertain: o.HTTPStatus == 0}
 	switch o.Status {
 	case lti11.Sent:
 		out.Status = store.StatusSent

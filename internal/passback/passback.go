@@ -28,6 +28,9 @@ type Outcome struct {
 	Message    string
 	HTTPStatus int
 	RetryAfter time.Duration // the LMS's Retry-After, if any
+	// Uncertain says the request may have reached the LMS without an
+	// answer (timeout, dropped connection): it may still act on it.
+	Uncertain bool
 }
 
 // Sender sends one score to the LMS. It must not retry by itself: the engine
@@ -55,23 +58,32 @@ type Engine struct {
 	Backoff func(attempts int) time.Duration
 }
 
-// OwnerID names this process as a lease owner: host, pid and a random part
-// (a recycled pid must not inherit a lease).
+// OwnerID names this process as a lease owner: host, boot, pid namespace
+// and pid (so a sender in another container or after a reboot is never
+// mistaken for a dead local one), and a random part (a recycled pid must
+// not inherit a lease).
 func OwnerID() string {
+	return fmt.Sprintf("%s:%d:%08x", hostScope(), os.Getpid(), rand.Uint32())
+}
+
+// hostScope identifies the pid space this process lives in.
+func hostScope() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s:%d:%08x", host, os.Getpid(), rand.Uint32())
+	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	ns, _ := os.Readlink("/proc/self/ns/pid")
+	b := strings.TrimSpace(string(boot))
+	if len(b) > 8 {
+		b = b[:8]
+	}
+	return strings.NewReplacer(":", "_").Replace(host + "/" + b + "/" + ns)
 }
 
 // OwnerAlive reports whether the process named by an OwnerID may still run.
-// Only owners on this host can be checked; others are assumed alive and
-// their leases expire by time.
+// Only owners in this pid space can be checked; others are presumed alive
+// and their leases expire by time.
 func OwnerAlive(owner string) bool {
 	parts := strings.Split(owner, ":")
-	if len(parts) != 3 {
-		return true
-	}
-	host, _ := os.Hostname()
-	if parts[0] != host {
+	if len(parts) != 3 || parts[0] != hostScope() {
 		return true
 	}
 	pid, err := strconv.Atoi(parts[1])
@@ -145,10 +157,12 @@ func DefaultBackoff(attempts int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// leaseFor is how long a claim lasts: the attempt budget plus a margin, so a
-// live sender always finishes (its HTTP request deadline is the budget)
-// before anybody else may take the row.
-func (e *Engine) leaseFor() time.Duration { return e.Timeout + 30*time.Second }
+// leaseFor is how long a claim lasts: the attempt budget (a live sender's
+// request deadline) plus as much again, the window in which ltigrade
+// expects an LMS to have finished or dropped a request its sender gave up
+// on. After an attempt with an unknown outcome, newer scores of the
+// session wait for the end of this window.
+func (e *Engine) leaseFor() time.Duration { return 2 * e.Timeout }
 
 func (e *Engine) claim(now time.Time, ignoreBackoff bool, limit int) store.Claim {
 	return store.Claim{Owner: e.Owner, Now: now, LeaseUntil: now.Add(e.leaseFor()),
@@ -156,7 +170,8 @@ func (e *Engine) claim(now time.Time, ignoreBackoff bool, limit int) store.Claim
 }
 
 func (e *Engine) result(p *store.Passback, o Outcome, now time.Time) store.Result {
-	r := store.Result{Status: o.Status, Message: o.Message, HTTPStatus: o.HTTPStatus}
+	r := store.Result{Status: o.Status, Message: o.Message, HTTPStatus: o.HTTPStatus,
+		Uncertain: o.Status == store.StatusRetry && o.Uncertain}
 	if o.Status == store.StatusRetry {
 		wait := e.Backoff(p.Attempts)
 		if o.RetryAfter > 0 {
@@ -177,30 +192,33 @@ func (e *Engine) send(ctx context.Context, p *store.Passback) (o Outcome) {
 	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
-			o = Outcome{Status: store.StatusRetry, Message: fmt.Sprintf("internal error while sending: %v", r)}
+			o = Outcome{Status: store.StatusRetry, Message: fmt.Sprintf("internal error while sending: %v", r), Uncertain: true}
 		}
 	}()
 	o = e.Sender.Send(ctx, p)
 	switch o.Status {
 	case store.StatusSent, store.StatusRejected, store.StatusRetry:
 	default:
-		o = Outcome{Status: store.StatusRetry, Message: "sender returned no outcome"}
+		o = Outcome{Status: store.StatusRetry, Message: "sender returned no outcome", Uncertain: true}
 	}
 	return o
 }
 
-// SendNow tries to deliver the given (just journaled) rows, waiting at most
-// wait for rows of the same session that another process has on the wire.
-// A row that fails transiently gets one more try a second later when the
-// LMS did not ask for a longer pause and the budget allows; after that it
-// stays queued for `ltigrade sync`. It returns the rows as stored afterwards.
+// SendNow tries to deliver the given (just journaled) rows within one
+// budget of e.Timeout, waiting at most wait for rows of the same session
+// that are on the wire elsewhere. A row that fails transiently gets one
+// more try a second later when the LMS did not ask for a longer pause and
+// the budget allows; after that it stays queued for `ltigrade sync`. It
+// returns the rows as stored afterwards.
 func (e *Engine) SendNow(ctx context.Context, ids []int64, wait time.Duration) ([]store.Passback, error) {
 	e.init()
 	start := e.Now()
-	deadline := start.Add(wait)
+	ctx, cancel := context.WithDeadline(ctx, start.Add(e.Timeout))
+	defer cancel()
+	waitUntil := start.Add(wait)
 	tries := map[int64]int{}
 	todo := append([]int64(nil), ids...)
-	for len(todo) > 0 {
+	for len(todo) > 0 && ctx.Err() == nil {
 		got, err := e.Store.ClaimIDs(ctx, e.claim(e.Now(), true, 0), todo)
 		if err != nil {
 			return nil, err
@@ -223,13 +241,13 @@ func (e *Engine) SendNow(ctx context.Context, ids []int64, wait time.Duration) (
 			if err != nil {
 				return nil, err
 			}
-			// Not claimed: behind an in-flight row of its session. Wait.
+			// Not claimed: behind another row of its session. Wait.
 			if p.Status == store.StatusPending || p.Status == store.StatusRetry {
 				rest = append(rest, id)
 			}
 		}
 		todo = rest
-		if len(todo) == 0 || !e.Now().Before(deadline) {
+		if len(todo) == 0 || !e.Now().Before(waitUntil) {
 			break
 		}
 		pause := 100 * time.Millisecond
@@ -238,13 +256,12 @@ func (e *Engine) SendNow(ctx context.Context, ids []int64, wait time.Duration) (
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
 		case <-time.After(pause):
 		}
 	}
 	out := make([]store.Passback, 0, len(ids))
 	for _, id := range ids {
-		p, err := e.Store.Passback(ctx, id)
+		p, err := e.Store.Passback(context.WithoutCancel(ctx), id)
 		if err != nil {
 			return nil, err
 		}
@@ -260,36 +277,34 @@ type Stats struct {
 	Retry    int `json:"retry"`
 }
 
-// Drain sends every due passback (all queued ones when ignoreBackoff),
-// batch by batch, until none is due or ctx ends.
+type done struct {
+	id int64
+	o  Outcome
+	r  store.Result
+}
+
+// Drain sends every due passback (all queued ones when ignoreBackoff) until
+// none is due or ctx ends. Rows are claimed only when a worker is free to
+// send them at once, so every lease covers a single send; outcomes are
+// written in small groups as they arrive.
 func (e *Engine) Drain(ctx context.Context, ignoreBackoff bool) (Stats, error) {
 	e.init()
 	var st Stats
-	seen := map[int64]bool{}
 	runStart := e.Now()
-	for ctx.Err() == nil {
-		c := e.claim(e.Now(), ignoreBackoff, e.Concurrency*32)
-		// A row that failed in this run is not tried again in the same
-		// run, even when ignoring backoff: sync must come to an end.
-		c.SkipFailedSince = runStart
-		got, err := e.Store.ClaimDue(ctx, c)
-		if err != nil {
-			return st, err
+	free := e.Concurrency
+	inflight := 0
+	results := make(chan done, e.Concurrency)
+	var pending []done
+	seen := map[int64]bool{}
+
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
 		}
-		var batch []store.Passback
-		for _, p := range got {
-			if seen[p.ID] {
-				return st, fmt.Errorf("passback: row %d claimed twice in one run", p.ID)
-			}
-			seen[p.ID] = true
-			batch = append(batch, p)
-		}
-		if len(batch) == 0 {
-			break
-		}
-		outcomes, err := e.sendAll(ctx, batch)
-		for _, r := range outcomes {
-			switch r.Status {
+		res := make(map[int64]store.Result, len(pending))
+		for _, d := range pending {
+			res[d.id] = d.r
+			switch d.r.Status {
 			case store.StatusSent:
 				st.Sent++
 			case store.StatusRejected:
@@ -298,11 +313,89 @@ func (e *Engine) Drain(ctx context.Context, ignoreBackoff bool) (Stats, error) {
 				st.Retry++
 			}
 		}
-		if err != nil {
-			return st, err
+		pending = pending[:0]
+		// Outcomes are recorded even if ctx was cancelled: what the LMS
+		// answered must not be forgotten.
+		return e.Store.Complete(context.WithoutCancel(ctx), e.Owner, e.Now(), res)
+	}
+	// collect takes finished sends; with block it waits for at least one.
+	collect := func(block bool) {
+		if block && inflight > 0 {
+			d := <-results
+			pending = append(pending, d)
+			inflight--
+			free++
+		}
+		for {
+			select {
+			case d := <-results:
+				pending = append(pending, d)
+				inflight--
+				free++
+			default:
+				return
+			}
 		}
 	}
-	return st, ctx.Err()
+	var err error
+	for {
+		if ctx.Err() == nil && free > 0 {
+			c := e.claim(e.Now(), ignoreBackoff, free)
+			// A row that failed in this run is not tried again in the same
+			// run, even when ignoring backoff: sync must come to an end.
+			c.SkipFailedSince = runStart
+			var got []store.Passback
+			got, err = e.Store.ClaimDue(ctx, c)
+			if err != nil {
+				break
+			}
+			for i := range got {
+				p := got[i]
+				if seen[p.ID] {
+					err = fmt.Errorf("passback: row %d claimed twice in one run", p.ID)
+					break
+				}
+				seen[p.ID] = true
+				free--
+				inflight++
+				go func() {
+					o := e.send(ctx, &p)
+					results <- done{id: p.ID, o: o, r: e.result(&p, o, e.Now())}
+				}()
+			}
+			if err != nil {
+				break
+			}
+			if len(got) > 0 {
+				collect(false)
+				if len(pending) >= e.Concurrency {
+					if err = flush(); err != nil {
+						break
+					}
+				}
+				continue
+			}
+		}
+		if inflight == 0 {
+			break
+		}
+		// Nothing more to claim now: wait for a send to finish, record it
+		// (it may unblock a newer row of its session), then look again.
+		collect(true)
+		if err = flush(); err != nil {
+			break
+		}
+	}
+	for inflight > 0 {
+		collect(true)
+	}
+	if ferr := flush(); err == nil {
+		err = ferr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return st, err
 }
 
 // sendAll sends ps with up to Concurrency workers and records every
@@ -332,7 +425,5 @@ func (e *Engine) sendAll(ctx context.Context, ps []store.Passback) (map[int64]Ou
 		}()
 	}
 	wg.Wait()
-	// The outcome is recorded even if ctx was cancelled meanwhile: what
-	// the LMS answered must not be forgotten.
 	return outcomes, e.Store.Complete(context.WithoutCancel(ctx), e.Owner, e.Now(), results)
 }

@@ -67,10 +67,11 @@ func (s *SQLite) Enqueue(ctx context.Context, ps []*Passback) error {
 
 // supersedeSQL marks every unsent row that has a newer row in its session
 // as superseded, except rows whose lease is still held: those are on the
-// wire and their holder will finish them. Sending only the newest row per
+// wire and their holder will finish them. lease_until is kept: it is the end
+// of the window in which the LMS may still act on an earlier attempt. Sending only the newest row per
 // session, one at a time, is what makes the LMS end with the newest score.
 // Arguments: now, now.
-const supersedeSQL = `UPDATE passbacks SET status = 'superseded', updated_at = ?, lease_owner = '', lease_until = NULL
+const supersedeSQL = `UPDATE passbacks SET status = 'superseded', updated_at = ?, lease_owner = ''
 	WHERE (status IN ('pending','retry') OR (status = 'sending' AND lease_until < ?))
 	AND id < (SELECT MAX(q.id) FROM passbacks q WHERE q.session_id = passbacks.session_id)`
 
@@ -78,14 +79,17 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
-// expireDead voids the leases of owners that no longer run, so a crashed
-// process's rows are re-sent at once rather than after the lease runs out.
+// expireDead hands the rows of owners that no longer run back to the queue
+// at once: the dead sender's row may be sent again right away (the same
+// score twice is harmless). lease_until stays, so no NEWER row of that
+// session goes out while the LMS might still process the dead sender's
+// request.
 func expireDead(ctx context.Context, tx *sql.Tx, c Claim, now int64) error {
 	if c.OwnerAlive == nil {
 		return nil
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT lease_owner FROM passbacks
-		WHERE status = 'sending' AND lease_until >= ? AND lease_owner != ?`, now, c.Owner)
+		WHERE status = 'sending' AND lease_owner != ?`, c.Owner)
 	if err != nil {
 		return err
 	}
@@ -107,18 +111,24 @@ func expireDead(ctx context.Context, tx *sql.Tx, c Claim, now int64) error {
 	if len(dead) == 0 {
 		return nil
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE passbacks SET lease_until = ? WHERE status = 'sending'
-		AND lease_owner IN (`+placeholders(len(dead))+`)`, append([]any{now - 1}, dead...)...)
+	// updated_at stays at the dead attempt's claim: a sync that started
+	// since must still take the row (see Claim.SkipFailedSince).
+	_, err = tx.ExecContext(ctx, `UPDATE passbacks SET status = 'retry', lease_owner = '', next_attempt_at = ?,
+		last_error = 'the sending process died before the LMS answered'
+		WHERE status = 'sending' AND lease_owner IN (`+placeholders(len(dead))+`)`, append([]any{now}, dead...)...)
 	return err
 }
 
 // claimable is the condition for a row that may be leased now: unsent (or
 // left in flight by an expired lease), the newest of its session, and no
-// other row of its session on the wire.
+// other row of its session on the wire or inside the window in which the
+// LMS may still act on it (lease_until: kept after attempts whose outcome
+// is unknown, cleared after known ones). Without that window a request
+// the LMS processes late could land after, and overwrite, a newer score.
 const claimable = `(p.status IN ('pending','retry') OR (p.status = 'sending' AND p.lease_until < :now))
 	AND p.id = (SELECT MAX(q.id) FROM passbacks q WHERE q.session_id = p.session_id)
 	AND NOT EXISTS (SELECT 1 FROM passbacks r WHERE r.session_id = p.session_id AND r.id != p.id
-		AND r.status = 'sending' AND r.lease_until >= :now)`
+		AND r.lease_until >= :now)`
 
 func (s *SQLite) claim(ctx context.Context, c Claim, ids []int64) ([]Passback, error) {
 	if c.Owner == "" {
@@ -227,11 +237,17 @@ func (s *SQLite) Complete(ctx context.Context, owner string, now time.Time, resu
 	n := micros(now)
 	for id, r := range results {
 		var next, sent any
+		// keep is the lease end kept as the in-flight window when the LMS
+		// may have the request but did not answer.
+		keep := "NULL"
 		switch r.Status {
 		case StatusSent:
 			sent = n
 		case StatusRetry:
 			next = micros(r.NextTry)
+			if r.Uncertain {
+				keep = "lease_until"
+			}
 		case StatusRejected:
 		default:
 			return fmt.Errorf("store: cannot complete passback %d with status %q", id, r.Status)
@@ -239,7 +255,7 @@ func (s *SQLite) Complete(ctx context.Context, owner string, now time.Time, resu
 		// The owner check makes a lost lease harmless: if our lease expired
 		// and another process took the row, its outcome is the one kept.
 		_, err := tx.ExecContext(ctx, `UPDATE passbacks SET status = ?, last_error = ?, http_status = ?,
-			next_attempt_at = ?, sent_at = COALESCE(?, sent_at), lease_owner = '', lease_until = NULL, updated_at = ?
+			next_attempt_at = ?, sent_at = COALESCE(?, sent_at), lease_owner = '', lease_until = `+keep+`, updated_at = ?
 			WHERE id = ? AND status = 'sending' AND lease_owner = ?`,
 			r.Status, r.Message, r.HTTPStatus, next, sent, n, id, owner)
 		if err != nil {

@@ -132,6 +132,10 @@ type Result struct {
 	Message    string
 	HTTPStatus int
 	NextTry    time.Time // for StatusRetry
+	// Uncertain marks a retry whose request may have reached the LMS
+	// without an answer (timeout, dropped connection): newer scores of the
+	// session then wait until the attempt's lease ends.
+	Uncertain bool
 }
 
 // Claim asks for passbacks to send. Owner identifies the claiming process;

@@ -316,3 +316,58 @@ func TestPrune(t *testing.T) {
 		}
 	})
 }
+
+// After an attempt whose outcome is unknown (or whose sender died), a newer
+// score of the session waits until the old attempt's lease ends: the LMS
+// may still process the old request, and must not do so after the new one.
+func TestUncertainAttemptHoldsNewerScores(t *testing.T) {
+	forEach(t, func(t *testing.T, s Store, _ func() Store) {
+		ctx := context.Background()
+		sess, _ := s.RecordLaunch(ctx, mkLaunch("alice", "hw1", t0))
+		a := enqueue(t, s, sess, "0.5", t0)
+		c := claim("p1", t0) // lease until t0+1m
+		if got, _ := s.ClaimIDs(ctx, c, []int64{a.ID}); len(got) != 1 {
+			t.Fatal("claim a")
+		}
+		s.Complete(ctx, "p1", t0, map[int64]Result{a.ID: {Status: StatusRetry, NextTry: t0, Uncertain: true}})
+		b := enqueue(t, s, sess, "0.9", t0.Add(time.Second))
+		if got, _ := s.ClaimIDs(ctx, claim("p2", t0.Add(30*time.Second)), []int64{b.ID}); len(got) != 0 {
+			t.Fatal("newer score sent inside the uncertain window of the older attempt")
+		}
+		got, _ := s.ClaimDue(ctx, claim("p3", t0.Add(2*time.Minute)))
+		if len(got) != 1 || got[0].ID != b.ID {
+			t.Fatalf("after the window the newer score should go: %+v", got)
+		}
+		if pa, _ := s.Passback(ctx, a.ID); pa.Status != StatusSuperseded {
+			t.Fatalf("a: %s", pa.Status)
+		}
+
+		// A known failure (the LMS answered) does not hold anything.
+		sess2, _ := s.RecordLaunch(ctx, mkLaunch("bob", "hw1", t0))
+		x := enqueue(t, s, sess2, "0.1", t0)
+		s.ClaimIDs(ctx, claim("p1", t0), []int64{x.ID})
+		s.Complete(ctx, "p1", t0, map[int64]Result{x.ID: {Status: StatusRetry, NextTry: t0}})
+		y := enqueue(t, s, sess2, "0.2", t0)
+		if got, _ := s.ClaimIDs(ctx, claim("p2", t0.Add(time.Second)), []int64{y.ID}); len(got) != 1 {
+			t.Fatal("a known failure held the newer score")
+		}
+
+		// A dead sender: its own row may go again at once, a newer one waits.
+		sess3, _ := s.RecordLaunch(ctx, mkLaunch("carol", "hw1", t0))
+		d := enqueue(t, s, sess3, "0.3", t0)
+		s.ClaimIDs(ctx, claim("dead", t0), []int64{d.ID})
+		alive := func(o string) bool { return o != "dead" }
+		c = claim("p4", t0.Add(time.Second))
+		c.OwnerAlive = alive
+		if got, _ := s.ClaimIDs(ctx, c, []int64{d.ID}); len(got) != 1 {
+			t.Fatal("dead sender's own row not re-sendable")
+		}
+		s.Complete(ctx, "p4", t0, map[int64]Result{d.ID: {Status: StatusRetry, NextTry: t0, Uncertain: true}})
+		e := enqueue(t, s, sess3, "0.4", t0)
+		c = claim("p5", t0.Add(2*time.Second))
+		c.OwnerAlive = alive
+		if got, _ := s.ClaimIDs(ctx, c, []int64{e.ID}); len(got) != 0 {
+			t.Fatal("newer score went while the dead sender's request may be in flight")
+		}
+	})
+}
