@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,25 +85,34 @@ func runDemo(app *App, keep bool) error {
 	fmt.Fprintf(w, "ltigrade demo: an LMS simulator is listening on %s (consumer key %q)\n", base, key)
 	fmt.Fprintf(w, "working directory %s\n", dir)
 
-	repo := "https://github.com/example/ds100-materials"
+	// The launches are built by the sandbox's launch builder, so the demo
+	// records exactly what `ltigrade sandbox` would send through a hub: the
+	// auth_state ltiauthenticator hands the hook, next= link included.
+	lb := &lmssim.LaunchBuilder{
+		OutcomeURL: base + "/outcomes",
+		Key:        key,
+		Course: lmssim.Course{
+			ID: "course-1", Label: "DS100", Title: "Data Science 100",
+			Repo: "https://github.com/example/ds100-materials", Branch: "main",
+			Students: []lmssim.Student{{Name: "alice", UserID: "lms-user-17", FullName: "Alice"}},
+			Assignments: []lmssim.Assignment{
+				{ID: "hw1", LinkID: "link-hw1", Title: "Homework 1", Path: "hw1/hw1.ipynb"},
+				{ID: "hw2", LinkID: "link-hw2", Title: "Homework 2", Path: "hw2/hw2.ipynb"},
+			},
+		},
+	}
 	step(1, "Two LTI 1.1 launches arrive from the LMS, one per assignment of the same course repo")
 	for i, hw := range []string{"hw1", "hw2"} {
-		next := "/hub/user-redirect/git-pull?" + url.Values{
-			"repo": {repo}, "branch": {"main"}, "urlpath": {fmt.Sprintf("tree/ds100-materials/%s/%s.ipynb", hw, hw)},
-		}.Encode()
+		as, err := lb.AuthState("alice", hw)
+		if err != nil {
+			return fmt.Errorf("demo: build the launch: %w", err)
+		}
 		l := map[string]any{
-			"username":     "alice",
+			"username":     as[lmssim.UsernameKey], // ltiauthenticator's default username_key
 			"consumer_key": key,
-			"next_url":     next,
+			"next_url":     as["next"],
 			"launched_at":  app.Now().Add(time.Duration(i-2) * time.Minute).UTC().Format(time.RFC3339),
-			"auth_state": map[string]any{
-				"lti_message_type": "basic-lti-launch-request", "lti_version": "LTI-1p0",
-				"user_id": "lms-user-17", "roles": "Learner",
-				"resource_link_id": "link-" + hw, "resource_link_title": "Homework " + hw[2:],
-				"context_id": "course-1", "context_label": "DS100", "context_title": "Data Science 100",
-				"lis_outcome_service_url": base + "/outcomes",
-				"lis_result_sourcedid":    "course-1:link-" + hw + ":lms-user-17",
-			},
+			"auth_state":   as,
 		}
 		js, _ := json.Marshal(l)
 		if code := run(string(js), "record", "-"); code != 0 {
@@ -127,12 +135,14 @@ func runDemo(app *App, keep bool) error {
 	}
 
 	step(5, "What the LMS simulator received")
-	g, ok := sim.Grade("course-1:link-hw1:lms-user-17")
+	sid1, _ := lb.SourcedID("alice", "hw1")
+	sid2, _ := lb.SourcedID("alice", "hw2")
+	g, ok := sim.Grade(sid1)
 	if !ok {
 		return fmt.Errorf("demo: the simulator has no grade for alice's hw1")
 	}
 	fmt.Fprintf(w, "   gradebook: sourcedid %s -> score %s (signature and body hash verified)\n", g.SourcedID, g.Score)
-	if _, ok := sim.Grade("course-1:link-hw2:lms-user-17"); !ok {
+	if _, ok := sim.Grade(sid2); !ok {
 		fmt.Fprintf(w, "   hw2 has no grade yet, as expected\n")
 	}
 	fmt.Fprintf(w, "\nNext: read docs/configuration.md, then `ltigrade help exit-codes`.\n")

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ltigrade/ltigrade/internal/launch"
+	"github.com/ltigrade/ltigrade/internal/spool"
 	"github.com/ltigrade/ltigrade/internal/store"
 )
 
@@ -15,9 +17,9 @@ import (
 const maxLaunchBytes = 1 << 20
 
 func newRecordCmd(app *App) *cobra.Command {
-	var asJSON bool
+	var asJSON, fromSpool bool
 	cmd := &cobra.Command{
-		Use:   "record [FILE|-]",
+		Use:   "record [FILE|-] | --spool",
 		Short: "Record one LTI launch (the JupyterHub hook runs this on every login)",
 		Long: `Record one LTI launch read as JSON from FILE or standard input:
 
@@ -32,11 +34,23 @@ next_url falls back to auth_state "next", then "custom_next"; launched_at
 defaults to now. The newest launch of a (consumer or issuer, LTI user,
 resource link) becomes that session's current launch.
 
-Malformed input exits with 2 and stores nothing.`,
+Malformed input exits with 2 and stores nothing.
+
+With --spool it reads no input but records the launches the JupyterHub hook
+spooled (hub.spool_dir) because ltigrade failed or was slow at login; ` + "`ltigrade sync`" + `
+does the same before sending scores. Invalid spooled launches are moved to
+the spool's failed/ folder and kept.`,
 		Example: `  ltigrade record launch.json
-  echo '{"username":"alice","consumer_key":"k","auth_state":{...}}' | ltigrade record -`,
+  echo '{"username":"alice","consumer_key":"k","auth_state":{...}}' | ltigrade record -
+  ltigrade record --spool`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
+			if fromSpool {
+				if len(a) > 0 {
+					return usageErr("--spool reads the spool directory, not %s", a[0])
+				}
+				return runIngest(app, asJSON)
+			}
 			src := "-"
 			if len(a) == 1 {
 				src = a[0]
@@ -44,7 +58,8 @@ Malformed input exits with 2 and stores nothing.`,
 			return runRecord(app, src, asJSON)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the stored session as JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the stored session (with --spool: the counts) as JSON")
+	cmd.Flags().BoolVar(&fromSpool, "spool", false, "record the launches the JupyterHub hook spooled instead of reading one")
 	return cmd
 }
 
@@ -101,6 +116,106 @@ func runRecord(app *App, src string, asJSON bool) error {
 	_, err = fmt.Fprintf(app.Out, "recorded launch %d (session %d) for %s: %s (%s)\n",
 		sl.ID, sess.ID, sess.Username, dash(sess.ResourceLinkTitle), where)
 	return err
+}
+
+// spoolOut is the --json shape of `record --spool`.
+type spoolOut struct {
+	SpoolDir string `json:"spool_dir"`
+	spool.Stats
+}
+
+func runIngest(app *App, asJSON bool) error {
+	cfg, err := app.Config()
+	if err != nil {
+		return err
+	}
+	st, err := ingestSpool(app)
+	reportSpoolFailures(app, st)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(app.Out, spoolOut{SpoolDir: cfg.Hub.SpoolDir, Stats: st})
+	}
+	_, err = fmt.Fprintln(app.Out, spoolSummary(cfg.Hub.SpoolDir, st))
+	return err
+}
+
+func spoolSummary(dir string, st spool.Stats) string {
+	s := fmt.Sprintf("ingested %d spooled launch%s from %s", st.Ingested, plural(st.Ingested, "es"), dash(dir))
+	if st.Failed > 0 {
+		s += fmt.Sprintf(", moved %d invalid to %s/", st.Failed, spool.FailedDir)
+	}
+	if st.Skipped > 0 {
+		s += fmt.Sprintf(", left %d of other users", st.Skipped)
+	}
+	return s
+}
+
+func plural(n int, suffix string) string {
+	if n == 1 {
+		return ""
+	}
+	return suffix
+}
+
+// reportSpoolFailures names each file moved to failed/ and why on stderr,
+// so cron mail shows it.
+func reportSpoolFailures(app *App, st spool.Stats) {
+	for _, f := range st.Failures {
+		fmt.Fprintf(app.Err, "ltigrade: warning: spooled launch %s: %s\n", f.File, f.Error)
+	}
+}
+
+// ingestBatch is how many spooled launches share one transaction: one
+// fsync per batch instead of per launch, and a bounded redo if the process
+// dies between the commit and the deletes.
+const ingestBatch = 100
+
+// ingestSpool records the hook's spooled launches (see package spool) the
+// way record does, a batch per transaction.
+func ingestSpool(app *App) (spool.Stats, error) {
+	cfg, err := app.Config()
+	if err != nil || cfg.Hub.SpoolDir == "" {
+		return spool.Stats{}, err
+	}
+	st, err := app.Store()
+	if err != nil {
+		return spool.Stats{}, err
+	}
+	var staged []*store.Launch
+	return spool.IngestBatch(app.Context(), cfg.Hub.SpoolDir, spool.Batch{
+		Size: ingestBatch,
+		Add: func(data []byte) error {
+			l, err := launch.Parse(data, app.Now())
+			if err != nil {
+				return err
+			}
+			sl := toStoreLaunch(l, cfg.Paths.NbgitpullerParent)
+			sl.RecordedAt = app.Now()
+			staged = append(staged, sl)
+			return nil
+		},
+		Commit: func() error {
+			defer func() { staged = nil }()
+			return recordLaunches(app.Context(), st, staged)
+		},
+	})
+}
+
+// recordLaunches stores ls in one transaction when the store can.
+func recordLaunches(ctx context.Context, st store.Store, ls []*store.Launch) error {
+	if b, ok := st.(interface {
+		RecordLaunches(context.Context, []*store.Launch) error
+	}); ok {
+		return b.RecordLaunches(ctx, ls)
+	}
+	for _, l := range ls {
+		if _, err := st.RecordLaunch(ctx, l); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // toStoreLaunch flattens a parsed launch; parent is the hub's

@@ -9,6 +9,14 @@ import (
 	"github.com/ltigrade/ltigrade/internal/passback"
 )
 
+// syncOut is the --json shape of sync: the passback counts, then the
+// spooled launches recorded and moved to failed/.
+type syncOut struct {
+	passback.Stats
+	Ingested    int `json:"ingested"`
+	SpoolFailed int `json:"spool_failed"`
+}
+
 func newSyncCmd(app *App) *cobra.Command {
 	var now, asJSON bool
 	cmd := &cobra.Command{
@@ -17,6 +25,10 @@ func newSyncCmd(app *App) *cobra.Command {
 		Long: `Send every queued score whose retry time has come, and re-send scores left in flight
 by a process that died. Safe to run from several places at once: each score is
 claimed by one sender at a time.
+
+First it records the launches the JupyterHub hook spooled (as ` + "`ltigrade record --spool`" + `
+does), so run it as the hub's user (root on TLJH) to empty the spool. A spool it
+cannot read is a warning, not an error.
 
 Exit codes: 0 when every score tried was delivered (or nothing was due), 6 when the
 LMS rejected some, 5 when some are still queued for retry.`,
@@ -35,13 +47,23 @@ LMS rejected some, 5 when some are still queued for retry.`,
 			}
 			eng := &passback.Engine{Store: st, Timeout: cfg.Passback.Timeout, Concurrency: cfg.Passback.Concurrency, Now: app.Now,
 				Sender: &passback.LTI11Sender{Client: &lti11.Client{HTTP: app.httpClient()}, Secret: app.secretFunc()}}
+			// Spooled launches first: a score may need one to find its
+			// session. Their problems must not hold back queued scores.
+			ingested, err := ingestSpool(app)
+			reportSpoolFailures(app, ingested)
+			if err != nil {
+				fmt.Fprintf(app.Err, "ltigrade: warning: spooled launches not ingested: %v\n", err)
+			}
 			stats, err := eng.Drain(app.Context(), now)
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				err = printJSON(app.Out, stats)
+				err = printJSON(app.Out, syncOut{Stats: stats, Ingested: ingested.Ingested, SpoolFailed: ingested.Failed})
 			} else {
+				if ingested.Ingested > 0 || ingested.Failed > 0 {
+					fmt.Fprintln(app.Out, spoolSummary(cfg.Hub.SpoolDir, ingested))
+				}
 				_, err = fmt.Fprintf(app.Out, "sent %d, rejected %d, queued for retry %d\n", stats.Sent, stats.Rejected, stats.Retry)
 			}
 			if err != nil {

@@ -71,6 +71,7 @@ type Sim struct {
 	latency       time.Duration
 	roster        map[string]bool // nil: every sourcedId is valid
 	failureStatus int
+	onGrade       func(Grade)
 	requests      int
 	msgSeq        int
 	now           func() time.Time
@@ -198,6 +199,14 @@ func (s *Sim) SetRoster(sourcedIDs ...string) {
 	}
 }
 
+// OnGrade calls f with every grade stored by replaceResult, after the
+// request's lock is released; `ltigrade sandbox` prints them.
+func (s *Sim) OnGrade(f func(Grade)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onGrade = f
+}
+
 // SetFailureStatus sets the HTTP status sent with imsx failure responses:
 // 200 (the default) behaves like Moodle and Blackboard, 422 like Canvas.
 func (s *Sim) SetFailureStatus(code int) {
@@ -283,7 +292,16 @@ func (s *Sim) serveOutcome(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
 		return
 	}
-	status, resp := s.handle(r, body)
+	var written *Grade
+	status, resp := s.handle(r, body, &written)
+	if written != nil {
+		s.mu.Lock()
+		f := s.onGrade
+		s.mu.Unlock()
+		if f != nil {
+			f(*written)
+		}
+	}
 	if status == http.StatusUnauthorized {
 		http.Error(w, resp, status)
 		return
@@ -294,9 +312,9 @@ func (s *Sim) serveOutcome(w http.ResponseWriter, r *http.Request) {
 }
 
 // handle verifies and executes one outcome request, returning the HTTP
-// status and body. Authentication failures get plain text with 401, as
+// status and body, and the grade when it stored one. Authentication failures get plain text with 401, as
 // Canvas answers them; everything after that gets a POX envelope.
-func (s *Sim) handle(r *http.Request, body []byte) (int, string) {
+func (s *Sim) handle(r *http.Request, body []byte, written **Grade) (int, string) {
 	now := s.now()
 	v, err := lti11.VerifyRequest(r, body, func(k string) (string, bool) {
 		sec, ok := s.consumers[k]
@@ -385,7 +403,7 @@ func (s *Sim) handle(r *http.Request, body []byte) (int, string) {
 		}
 	}
 	s.writes[req.sourcedID]++
-	s.grades[req.sourcedID] = Grade{
+	g := Grade{
 		SourcedID:      req.sourcedID,
 		Score:          score,
 		ResultDataText: req.text,
@@ -394,6 +412,8 @@ func (s *Sim) handle(r *http.Request, body []byte) (int, string) {
 		Updated:        now,
 		Writes:         s.writes[req.sourcedID],
 	}
+	s.grades[req.sourcedID] = g
+	*written = &g
 	return http.StatusOK, s.envelope(req.messageID, req.op, "success",
 		fmt.Sprintf("Score for %s is now %s", req.sourcedID, score), "<replaceResultResponse/>")
 }
