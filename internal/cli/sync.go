@@ -7,6 +7,7 @@ import (
 
 	"github.com/ltigrade/ltigrade/internal/lti11"
 	"github.com/ltigrade/ltigrade/internal/passback"
+	"github.com/ltigrade/ltigrade/internal/store"
 )
 
 // syncOut is the --json shape of sync: the passback counts, then the
@@ -15,6 +16,9 @@ type syncOut struct {
 	passback.Stats
 	Ingested    int `json:"ingested"`
 	SpoolFailed int `json:"spool_failed"`
+	// StillQueued counts scores not delivered after this run (backoff not
+	// yet over, or waiting behind an earlier attempt): exit code 5.
+	StillQueued int `json:"still_queued"`
 }
 
 func newSyncCmd(app *App) *cobra.Command {
@@ -30,8 +34,9 @@ First it records the launches the JupyterHub hook spooled (as ` + "`ltigrade rec
 does), so run it as the hub's user (root on TLJH) to empty the spool. A spool it
 cannot read is a warning, not an error.
 
-Exit codes: 0 when every score tried was delivered (or nothing was due), 6 when the
-LMS rejected some, 5 when some are still queued for retry.`,
+Exit codes: 0 when nothing is left to deliver, 6 when the LMS rejected a score
+in this run, 5 when scores are still queued (for retry later, or waiting behind an
+earlier attempt whose outcome is unknown).`,
 		Example: `  ltigrade sync
   ltigrade sync --now      # the LMS is back: ignore the retry backoff
   */5 * * * * ltigrade sync >/dev/null`,
@@ -58,13 +63,21 @@ LMS rejected some, 5 when some are still queued for retry.`,
 			if err != nil {
 				return err
 			}
+			left, err := st.ListPassbacks(app.Context(), store.PassbackFilter{
+				Statuses: []string{store.StatusPending, store.StatusSending, store.StatusRetry}})
+			if err != nil {
+				return err
+			}
 			if asJSON {
-				err = printJSON(app.Out, syncOut{Stats: stats, Ingested: ingested.Ingested, SpoolFailed: ingested.Failed})
+				err = printJSON(app.Out, syncOut{Stats: stats, Ingested: ingested.Ingested, SpoolFailed: ingested.Failed, StillQueued: len(left)})
 			} else {
 				if ingested.Ingested > 0 || ingested.Failed > 0 {
 					fmt.Fprintln(app.Out, spoolSummary(cfg.Hub.SpoolDir, ingested))
 				}
 				_, err = fmt.Fprintf(app.Out, "sent %d, rejected %d, queued for retry %d\n", stats.Sent, stats.Rejected, stats.Retry)
+				if err == nil && len(left) > stats.Retry {
+					_, err = fmt.Fprintf(app.Out, "%d scores still queued in all (see `ltigrade passbacks list --status queued`)\n", len(left))
+				}
 			}
 			if err != nil {
 				return err
@@ -72,7 +85,7 @@ LMS rejected some, 5 when some are still queued for retry.`,
 			switch {
 			case stats.Rejected > 0:
 				return &silentExit{code: ExitRejected}
-			case stats.Retry > 0:
+			case stats.Retry > 0 || len(left) > 0:
 				return &silentExit{code: ExitQueued}
 			}
 			return nil

@@ -1,0 +1,246 @@
+# ltigrade: record every LTI launch at this JupyterHub, and give user servers
+# LTI_* environment variables from their newest launch.
+#
+# Written by `ltigrade hub install` (print it with `ltigrade hub hook`). Do not
+# edit: change the ltigrade config and run `ltigrade hub install` again. The
+# Littlest JupyterHub loads it from /opt/tljh/config/jupyterhub_config.d/; any
+# jupyterhub_config.py can load it with load_subconfig(path). Python 3.9+,
+# standard library only.
+#
+# On each LTI 1.1 or 1.3 login the post_auth_hook runs `ltigrade record -`
+# with the launch as JSON, without blocking the hub and for at most
+# LTIGRADE_TIMEOUT seconds. If ltigrade fails or is slow, the launch goes to
+# LTIGRADE_SPOOL_DIR (`ltigrade sync` records it later) and the error to the
+# hub log: the login itself never fails because of ltigrade. Hooks configured
+# before this file are kept and run first.
+
+import asyncio
+import base64
+import datetime
+import inspect
+import json
+import logging
+import os
+import secrets
+import sys
+
+# Filled in by ltigrade (JSON values, which Python reads as literals).
+LTIGRADE = "ltigrade"
+LTIGRADE_ARGS = []
+LTIGRADE_SPOOL_DIR = ""
+LTIGRADE_TIMEOUT = 5.0
+
+_LTI13_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+
+
+async def _ltigrade_run(args, stdin=b""):
+    """Run ltigrade and return its stdout; raise if it fails or does not
+    finish within LTIGRADE_TIMEOUT seconds (it is killed then)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LTIGRADE_TIMEOUT
+    proc = await asyncio.create_subprocess_exec(
+        LTIGRADE, *LTIGRADE_ARGS, *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(stdin), max(deadline - loop.time(), 0.001))
+    except asyncio.TimeoutError:
+        raise RuntimeError("no answer within %gs, killed it" % LTIGRADE_TIMEOUT) from None
+    finally:
+        # Killed, not awaited: asyncio reaps the child, and waiting for a
+        # process stuck in the kernel could hold the login.
+        if proc.returncode is None:
+            proc.kill()
+    if proc.returncode != 0:
+        lines = err.decode("utf-8", "replace").strip().splitlines()
+        raise RuntimeError("exit %d: %s" % (proc.returncode, lines[-1] if lines else "no message"))
+    return out
+
+
+def _ltigrade_arg(handler, name, body_only=False):
+    try:
+        get = handler.get_body_argument if body_only else handler.get_argument
+        value = get(name, "")
+    except Exception:
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def _ltigrade_lti13_next(handler):
+    """The next URL ltiauthenticator 1.6 will redirect to: the login
+    initiation's `next` (or the one inside target_link_uri), carried in the
+    OAuth state as base64 JSON, which the callback has already verified."""
+    try:
+        state = base64.urlsafe_b64decode(_ltigrade_arg(handler, "state").encode("ascii"))
+        next_url = json.loads(state.decode("utf-8")).get("next_url")
+    except Exception:
+        return ""
+    return next_url if isinstance(next_url, str) else ""
+
+
+def _ltigrade_launch(handler, authentication):
+    """The JSON `ltigrade record` reads, or None for a login that is not an
+    LTI launch."""
+    state = authentication.get("auth_state")
+    if not isinstance(state, dict):
+        return None
+    if "iss" in state and (_LTI13_CLAIM + "message_type" in state or _LTI13_CLAIM + "version" in state):
+        consumer_key = ""
+        next_url = _ltigrade_lti13_next(handler)
+    elif "resource_link_id" in state or "lti_message_type" in state or state.get("lti_version") == "LTI-1p0":
+        # ltiauthenticator leaves oauth_* out of auth_state; the key is in the
+        # request. The redirect follows ltiauthenticator: custom_next from the
+        # body, else JupyterHub's next.
+        consumer_key = _ltigrade_arg(handler, "oauth_consumer_key")
+        next_url = _ltigrade_arg(handler, "custom_next", body_only=True) or _ltigrade_arg(handler, "next")
+    else:
+        return None
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return {
+        "username": authentication.get("name", ""),
+        "auth_state": state,
+        "consumer_key": consumer_key,
+        "next_url": next_url,
+        "launched_at": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+    }
+
+
+def _ltigrade_spool(data):
+    """Write one launch to the spool directory atomically (temporary name,
+    then rename), readable by its owner only; return its path."""
+    if not LTIGRADE_SPOOL_DIR:
+        raise RuntimeError("no spool directory configured (hub.spool_dir)")
+    os.makedirs(LTIGRADE_SPOOL_DIR, mode=0o700, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    name = "%s-%s.json" % (stamp, secrets.token_hex(6))
+    tmp = os.path.join(LTIGRADE_SPOOL_DIR, ".tmp-" + name + ".part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        path = os.path.join(LTIGRADE_SPOOL_DIR, name)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+async def _ltigrade_record(authenticator, handler, authentication):
+    """Record one login's launch; never raises."""
+    log = getattr(authenticator, "log", None) or logging.getLogger("ltigrade")
+    try:
+        launch = _ltigrade_launch(handler, authentication)
+        if launch is None:
+            return
+        data = json.dumps(launch, default=str).encode("utf-8")
+    except Exception:
+        log.exception("ltigrade: cannot read the LTI launch of %s", authentication.get("name"))
+        return
+    try:
+        await _ltigrade_run(["record", "-"], data)
+        return
+    except Exception as e:
+        error = e
+    try:
+        # A file write and fsync, off the event loop.
+        path = await asyncio.get_running_loop().run_in_executor(None, _ltigrade_spool, data)
+        log.error("ltigrade: recording the LTI launch of %s failed (%s); spooled it to %s for `ltigrade sync`",
+                  launch["username"], error, path)
+    except Exception as e:
+        log.error("ltigrade: recording the LTI launch of %s failed (%s), and spooling it failed too (%s): launch lost",
+                  launch["username"], error, e)
+
+
+async def _ltigrade_set_env(spawner):
+    """Add LTI_* variables from the user's newest launch; never raises."""
+    log = getattr(spawner, "log", None) or logging.getLogger("ltigrade")
+    name = spawner.user.name
+    try:
+        env = json.loads((await _ltigrade_run(["env", "--user=" + name, "--json"])) or b"{}")
+        if not isinstance(env, dict) or not all(
+                isinstance(k, str) and k.startswith("LTI_") and isinstance(v, str) for k, v in env.items()):
+            raise ValueError("unexpected output %.100r" % (env,))
+    except Exception as e:
+        log.error("ltigrade: no LTI_* variables for %s: %s", name, e)
+        return
+    # Drop what an earlier spawn of this server got, so a field missing from
+    # the newest launch does not keep a stale value.
+    earlier = getattr(spawner, "_ltigrade_env_keys", ())
+    environment = {k: v for k, v in spawner.environment.items() if k not in earlier}
+    environment.update(env)
+    spawner.environment = environment
+    spawner._ltigrade_env_keys = tuple(env)
+
+
+async def _ltigrade_await(value):
+    return await value if inspect.isawaitable(value) else value
+
+
+def _ltigrade_post_auth_hook(previous):
+    async def post_auth_hook(authenticator, handler, authentication):
+        if previous is not None:
+            authentication = await _ltigrade_await(previous(authenticator, handler, authentication))
+        if authentication:
+            await _ltigrade_record(authenticator, handler, authentication)
+        return authentication
+    post_auth_hook.ltigrade_previous = previous
+    return post_auth_hook
+
+
+def _ltigrade_pre_spawn_hook(previous):
+    async def pre_spawn_hook(spawner):
+        if previous is not None:
+            await _ltigrade_await(previous(spawner))
+        await _ltigrade_set_env(spawner)
+    pre_spawn_hook.ltigrade_previous = previous
+    return pre_spawn_hook
+
+
+def _ltigrade_configs(c):
+    """`c`, then the configs it will be merged into. load_subconfig (how TLJH
+    loads jupyterhub_config.d) runs this file with a fresh, empty `c` that
+    its caller merges into its own config afterwards, so hooks set before
+    this file are only visible in the callers' configs."""
+    configs = [c]
+    frame = sys._getframe(1)
+    while frame is not None:
+        loader = frame.f_locals.get("self")
+        if frame.f_code.co_name == "load_subconfig" and isinstance(getattr(loader, "config", None), dict):
+            if all(loader.config is not seen for seen in configs):
+                configs.append(loader.config)
+        frame = frame.f_back
+    return configs
+
+
+def _ltigrade_chain(c, suffix, key, make):
+    """Set c.<suffix>.<key> to our hook, and wrap the hook of every section
+    named *<suffix> (LTI11Authenticator, ...) that already has one: a
+    subclass's section would win over ours. The hook already configured
+    there runs first. Loading this file twice does not run our hook twice."""
+    configs = _ltigrade_configs(c)
+    names = {suffix}
+    for cfg in configs:
+        names.update(n for n, s in cfg.items() if n.endswith(suffix) and isinstance(s, dict) and key in s)
+    for name in sorted(names):
+        previous = None
+        for cfg in configs:  # nearest first: it is merged last, so it wins
+            section = cfg.get(name)
+            value = section.get(key) if isinstance(section, dict) else None
+            if callable(value):
+                previous = value
+                break
+        while hasattr(previous, "ltigrade_previous"):
+            previous = previous.ltigrade_previous
+        c[name][key] = make(previous)
+
+
+_ltigrade_chain(c, "Authenticator", "post_auth_hook", _ltigrade_post_auth_hook)  # noqa: F821 (c is given)
+_ltigrade_chain(c, "Spawner", "pre_spawn_hook", _ltigrade_pre_spawn_hook)  # noqa: F821

@@ -1,0 +1,165 @@
+// Package hub renders and installs ltigrade's JupyterHub hook: a config
+// snippet (hook.py, embedded) that records every LTI launch with
+// `ltigrade record`, spools launches it could not record, and gives user
+// servers LTI_* variables from `ltigrade env`.
+package hub
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+//go:embed hook.py
+var hookPy []byte
+
+// DefaultConfigDir is where The Littlest JupyterHub loads config snippets
+// from (its jupyterhub_config.py runs load_subconfig on each *.py there).
+const DefaultConfigDir = "/opt/tljh/config/jupyterhub_config.d"
+
+// FileName is the snippet's name inside the config directory.
+const FileName = "ltigrade.py"
+
+// MaxTimeout bounds the record timeout, as config.Hub.RecordTimeout does:
+// the hub holds a login for at most this long.
+const MaxTimeout = time.Minute
+
+// Options are the values the snippet is rendered with.
+type Options struct {
+	Binary   string        // absolute path of the ltigrade binary the hub runs
+	Config   string        // absolute config file passed with --config; "" for none
+	Database string        // absolute database passed with --db; "" to let the config decide
+	SpoolDir string        // absolute spool directory; "" when the store has none (the launch is then only logged)
+	Timeout  time.Duration // how long a login may wait for ltigrade, (0, MaxTimeout]
+}
+
+// Render returns the hook snippet for o. Every value becomes a Python
+// string literal written as JSON (a JSON string is a valid Python string
+// literal), and paths that could break out of one line or be changed by
+// the encoding (newlines, NUL, invalid UTF-8) are refused.
+func Render(o Options) ([]byte, error) {
+	if err := checkPath("ltigrade binary", o.Binary, true); err != nil {
+		return nil, err
+	}
+	for _, p := range []struct{ what, v string }{{"config file", o.Config}, {"database", o.Database}, {"spool directory", o.SpoolDir}} {
+		if err := checkPath(p.what, p.v, false); err != nil {
+			return nil, err
+		}
+	}
+	if o.Timeout <= 0 || o.Timeout > MaxTimeout {
+		return nil, fmt.Errorf("hub: record timeout %s must be between 0 and %s", o.Timeout, MaxTimeout)
+	}
+	args := []string{}
+	if o.Config != "" {
+		args = append(args, "--config", o.Config)
+	}
+	if o.Database != "" {
+		args = append(args, "--db", o.Database)
+	}
+	out := hookPy
+	for _, v := range []struct {
+		name  string
+		value any
+	}{
+		{"LTIGRADE", o.Binary},
+		{"LTIGRADE_ARGS", args},
+		{"LTIGRADE_SPOOL_DIR", o.SpoolDir},
+		{"LTIGRADE_TIMEOUT", json.Number(strconv.FormatFloat(o.Timeout.Seconds(), 'f', -1, 64))},
+	} {
+		lit, err := json.Marshal(v.value)
+		if err != nil {
+			return nil, fmt.Errorf("hub: %s: %w", v.name, err)
+		}
+		if out, err = setLine(out, v.name, lit); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// setLine replaces the one line "NAME = ..." of the snippet.
+func setLine(src []byte, name string, lit []byte) ([]byte, error) {
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` = .*$`)
+	if n := len(re.FindAllIndex(src, -1)); n != 1 {
+		// hook.py and this renderer have drifted apart; a test catches it.
+		return nil, fmt.Errorf("hub: hook.py has %d lines assigning %s, want 1", n, name)
+	}
+	line := append([]byte(name+" = "), lit...)
+	return re.ReplaceAllLiteral(src, line), nil
+}
+
+func checkPath(what, p string, required bool) error {
+	switch {
+	case p == "":
+		if required {
+			return fmt.Errorf("hub: no %s path", what)
+		}
+		return nil
+	case strings.ContainsAny(p, "\x00\n\r"):
+		return fmt.Errorf("hub: %s path %q contains a newline or NUL byte", what, p)
+	case !utf8.ValidString(p):
+		return fmt.Errorf("hub: %s path %q is not valid UTF-8", what, p)
+	case !filepath.IsAbs(p):
+		return fmt.Errorf("hub: %s path %q is not absolute; the hub runs in its own working directory", what, p)
+	}
+	return nil
+}
+
+// Install writes snippet to dir/ltigrade.py (mode 0644: the hub reads it,
+// only root changes it) through a temporary file and a rename, so the hub
+// never loads half a file. It leaves an identical file alone and says
+// whether it changed anything.
+func Install(dir string, snippet []byte) (path string, changed bool, err error) {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", false, fmt.Errorf("hub: config directory %s does not exist; is The Littlest JupyterHub installed? (name another with --config-dir)", dir)
+	case err != nil:
+		return "", false, fmt.Errorf("hub: %w", err)
+	case !fi.IsDir():
+		return "", false, fmt.Errorf("hub: %s is not a directory", dir)
+	}
+	path = filepath.Join(dir, FileName)
+	if cur, err := os.Lstat(path); err == nil && cur.Mode().IsRegular() && cur.Mode().Perm() == 0o644 {
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, snippet) {
+			return path, false, nil
+		}
+	}
+	// The temporary name does not end in .py: the hub must not load it.
+	tmp, err := os.CreateTemp(dir, "."+FileName+".*.tmp")
+	if err != nil {
+		return "", false, fmt.Errorf("hub: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	_, err = tmp.Write(snippet)
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("hub: writing %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // make the rename durable; not all filesystems support it
+		d.Close()
+	}
+	return path, true, nil
+}

@@ -1,0 +1,372 @@
+"""Unit tests of the rendered JupyterHub hook (run by hub_test.go).
+
+The hook is loaded the way The Littlest JupyterHub loads it: a
+jupyterhub_config.py that sets hooks of its own calls load_subconfig(hook),
+through a stand-in for traitlets' PyFileConfigLoader. ltigrade is
+fake_ltigrade.py. Standard library only.
+
+Environment: HOOK (the rendered snippet, whose ltigrade is the fake),
+HOOK_CONFIG (its --config), HOOK_SPOOL_DIR, HOOK_TIMEOUT (seconds; generous,
+so a loaded machine does not turn a slow start into a spool). The timeout
+tests lower it to SHORT.
+"""
+import asyncio
+import base64
+import datetime
+import json
+import logging
+import os
+import shutil
+import stat
+import tempfile
+import textwrap
+import time
+import unittest
+
+HOOK = os.environ["HOOK"]
+CONFIG = os.environ["HOOK_CONFIG"]
+SPOOL = os.environ["HOOK_SPOOL_DIR"]
+TIMEOUT = float(os.environ["HOOK_TIMEOUT"])
+SHORT = 1.0
+
+
+class LazyConfigValue:
+    """What traitlets returns for a key that was read but never set."""
+
+
+class Config(dict):
+    """The parts of traitlets.config.Config the hook relies on: sections
+    spring into existence when read, unset keys read as a lazy value, and
+    merge() lets the merged config's values win."""
+
+    def __getitem__(self, key):
+        try:
+            return dict.__getitem__(self, key)
+        except KeyError:
+            value = Config() if key[:1].isupper() else LazyConfigValue()
+            dict.__setitem__(self, key, value)
+            return value
+
+    def __getattr__(self, key):
+        if key.startswith("_"):
+            raise AttributeError(key)
+        return self[key]
+
+    def __setattr__(self, key, value):
+        self[key] = value
+
+    def merge(self, other):
+        for k, v in other.items():
+            if isinstance(v, Config) and isinstance(self.get(k), Config):
+                self[k].merge(v)
+            else:
+                self[k] = v
+
+
+class PyFileConfigLoader:
+    """Mirrors traitlets' loader: the file runs with a fresh `c`, and
+    load_subconfig merges a sub-file's fresh config into ours afterwards."""
+
+    def __init__(self, path):
+        self.path = path
+        self.config = Config()
+
+    def load_config(self):
+        ns = dict(c=self.config, load_subconfig=self.load_subconfig, get_config=lambda: self.config, __file__=self.path)
+        with open(self.path, "rb") as f:
+            exec(compile(f.read(), self.path, "exec"), ns, ns)
+        return self.config
+
+    def load_subconfig(self, fname, path=None):
+        loader = self.__class__(fname)
+        sub_config = loader.load_config()
+        self.config.merge(sub_config)
+
+
+class Handler:
+    """A tornado RequestHandler's argument getters: body values win over
+    the query's (tornado's get_argument returns the last value)."""
+
+    def __init__(self, query=None, body=None):
+        self.query, self.body = query or {}, body or {}
+
+    def get_argument(self, name, default=None):
+        return self.body.get(name, self.query.get(name, default))
+
+    def get_body_argument(self, name, default=None):
+        return self.body.get(name, default)
+
+
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append((record.levelname, record.getMessage()))
+
+
+class Authenticator:
+    def __init__(self):
+        self.log = logging.getLogger("test-hub-%d" % id(self))
+        self.log.propagate = False
+        self.records = Records()
+        self.log.addHandler(self.records)
+
+
+class User:
+    name = "alice"
+
+
+class Spawner(Authenticator):
+    def __init__(self, environment):
+        super().__init__()
+        self.environment = environment
+        self.user = User()
+
+
+LTI11 = {"lti_message_type": "basic-lti-launch-request", "lti_version": "LTI-1p0", "user_id": "u1",
+         "resource_link_id": "hw1", "context_id": "c1", "roles": "Learner",
+         "lis_outcome_service_url": "https://lms/outcomes", "lis_result_sourcedid": "src1"}
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+LTI13 = {"iss": "https://lms.example", "sub": "s1", "aud": "client", CLAIM + "message_type": "LtiResourceLinkRequest",
+         CLAIM + "version": "1.3.0", CLAIM + "resource_link": {"id": "rl1"}}
+PULL = "/hub/user-redirect/git-pull?repo=https%3A%2F%2Fgithub.com%2Fx%2Fy&urlpath=tree%2Fy%2Fhw1.ipynb"
+
+
+class HookTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.log = os.path.join(self.tmp, "calls.jsonl")
+        os.environ["FAKE_LTIGRADE_LOG"] = self.log
+        os.environ["FAKE_LTIGRADE_MODE"] = "ok"
+        shutil.rmtree(SPOOL, ignore_errors=True)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.addCleanup(shutil.rmtree, SPOOL, True)
+        self.cfg = self.load("""
+            async def admin_auth(authenticator, handler, authentication):
+                authentication["admin_hook"] = True
+                return authentication
+            c.Authenticator.post_auth_hook = admin_auth
+            def admin_spawn(spawner):
+                spawner.environment["ADMIN"] = "1"
+            c.Spawner.pre_spawn_hook = admin_spawn
+            load_subconfig(HOOK)
+        """)
+
+    def load(self, body):
+        main = os.path.join(self.tmp, "jupyterhub_config.py")
+        with open(main, "w") as f:
+            f.write("HOOK = %r\n" % HOOK + textwrap.dedent(body))
+        return PyFileConfigLoader(main).load_config()
+
+    def calls(self):
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            return [json.loads(line) for line in f]
+
+    def login(self, auth_state, handler=None, cfg=None, section="Authenticator"):
+        hook = (cfg or self.cfg)[section]["post_auth_hook"]
+        authenticator = Authenticator()
+        authentication = {"name": "alice", "auth_state": auth_state}
+        result = asyncio.run(hook(authenticator, handler or Handler(), authentication))
+        return result, authenticator
+
+    def short_timeout(self, hook):
+        g = hook.__globals__
+        self.addCleanup(g.update, {"LTIGRADE_TIMEOUT": g["LTIGRADE_TIMEOUT"]})
+        g["LTIGRADE_TIMEOUT"] = SHORT
+
+    def spooled(self):
+        if not os.path.isdir(SPOOL):
+            return []
+        return sorted(n for n in os.listdir(SPOOL))
+
+    def test_lti11_launch_is_recorded_after_the_admin_hook(self):
+        handler = Handler(query={"oauth_consumer_key": "course-key", "next": PULL})
+        before = datetime.datetime.now(datetime.timezone.utc)
+        result, _ = self.login(dict(LTI11), handler)
+        self.assertTrue(result["admin_hook"], "the hook configured before ours must run first")
+        self.assertEqual(result["name"], "alice")
+        [call] = self.calls()
+        self.assertEqual(call["argv"], ["--config", CONFIG, "record", "-"])
+        launch = json.loads(call["stdin"])
+        self.assertEqual(sorted(launch), ["auth_state", "consumer_key", "launched_at", "next_url", "username"])
+        self.assertEqual(launch["username"], "alice")
+        self.assertEqual(launch["auth_state"], LTI11)
+        self.assertEqual(launch["consumer_key"], "course-key")
+        self.assertEqual(launch["next_url"], PULL)
+        self.assertTrue(launch["launched_at"].endswith("Z"))
+        at = datetime.datetime.fromisoformat(launch["launched_at"].replace("Z", "+00:00"))
+        self.assertLessEqual(abs((at - before).total_seconds()), 5)
+        self.assertEqual(self.spooled(), [])
+
+    def test_lti11_custom_next_from_the_body_wins(self):
+        handler = Handler(query={"oauth_consumer_key": "k", "next": "/hub/home"}, body={"custom_next": PULL})
+        self.login(dict(LTI11), handler)
+        self.assertEqual(json.loads(self.calls()[0]["stdin"])["next_url"], PULL)
+        # custom_next only counts in the body, as in ltiauthenticator
+        os.remove(self.log)
+        self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k", "custom_next": PULL, "next": "/hub/x"}))
+        self.assertEqual(json.loads(self.calls()[0]["stdin"])["next_url"], "/hub/x")
+
+    def test_lti13_next_comes_from_the_oauth_state(self):
+        state = base64.urlsafe_b64encode(json.dumps({"state_id": "x", "next_url": PULL}).encode()).decode()
+        self.login(dict(LTI13), Handler(query={"state": state}))
+        launch = json.loads(self.calls()[0]["stdin"])
+        self.assertEqual(launch["next_url"], PULL)
+        self.assertEqual(launch["consumer_key"], "")
+        self.assertEqual(launch["auth_state"], LTI13)
+        os.remove(self.log)
+        self.login(dict(LTI13), Handler(query={"state": "%%%not base64"}))
+        self.assertEqual(json.loads(self.calls()[0]["stdin"])["next_url"], "")
+
+    def test_non_lti_logins_are_ignored(self):
+        for state in (None, {}, {"access_token": "t", "iss": "https://github.com"}, "text"):
+            result, auth = self.login(state)
+            self.assertTrue(result["admin_hook"])
+        self.assertEqual(self.calls(), [])
+        self.assertEqual(auth.records.messages, [])
+
+    def test_failure_spools_the_launch_0600(self):
+        os.environ["FAKE_LTIGRADE_MODE"] = "fail"
+        result, auth = self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}))
+        self.assertEqual(result["name"], "alice")
+        [name] = self.spooled()
+        self.assertRegex(name, r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{12}\.json$")
+        path = os.path.join(SPOOL, name)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(SPOOL).st_mode) & 0o077, 0)
+        with open(path) as f:
+            self.assertEqual(json.load(f), json.loads(self.calls()[0]["stdin"]))
+        [(level, msg)] = auth.records.messages
+        self.assertEqual(level, "ERROR")
+        self.assertIn("readonly database", msg)
+        self.assertIn(path, msg)
+
+    def test_timeout_kills_ltigrade_and_spools_without_blocking(self):
+        os.environ["FAKE_LTIGRADE_MODE"] = "slow"
+        ticks = []
+        hook = self.cfg["Authenticator"]["post_auth_hook"]
+        self.short_timeout(hook)
+
+        async def main():
+
+            async def ticker():
+                while True:
+                    ticks.append(time.monotonic())
+                    await asyncio.sleep(0.01)
+            t = asyncio.ensure_future(ticker())
+            start = time.monotonic()
+            result = await hook(Authenticator(), Handler(query={"oauth_consumer_key": "k"}),
+                                {"name": "alice", "auth_state": dict(LTI11)})
+            took = time.monotonic() - start
+            t.cancel()
+            await asyncio.sleep(0.2)  # let asyncio reap the killed child before the loop closes
+            return result, took
+
+        result, took = asyncio.run(main())
+        self.assertEqual(result["name"], "alice")
+        self.assertLess(took, SHORT + 0.5, "the login waited longer than the timeout")
+        self.assertGreaterEqual(took, SHORT * 0.9)
+        self.assertGreater(len(ticks), SHORT / 0.01 / 4, "the event loop was blocked")
+        self.assertEqual(len(self.spooled()), 1)
+        pid = self.calls()[0]["pid"]
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        else:
+            self.fail("the slow ltigrade was not killed")
+
+    def test_missing_binary_and_failed_spool_are_only_logged(self):
+        hook = self.cfg["Authenticator"]["post_auth_hook"]
+        g = hook.__globals__
+        saved = g["LTIGRADE"], g["LTIGRADE_SPOOL_DIR"]
+        self.addCleanup(g.update, {"LTIGRADE": saved[0], "LTIGRADE_SPOOL_DIR": saved[1]})
+        g["LTIGRADE"] = os.path.join(self.tmp, "no-such-ltigrade")
+        result, auth = self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}))
+        self.assertEqual(len(self.spooled()), 1)
+        blocker = os.path.join(self.tmp, "file")
+        open(blocker, "w").close()
+        g["LTIGRADE_SPOOL_DIR"] = os.path.join(blocker, "spool")
+        result, auth = self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}))
+        self.assertEqual(result["name"], "alice")
+        [(level, msg)] = auth.records.messages
+        self.assertIn("launch lost", msg)
+
+    def test_loaded_twice_records_once(self):
+        cfg = self.load("""
+            load_subconfig(HOOK)
+            load_subconfig(HOOK)
+        """)
+        self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}), cfg=cfg)
+        self.assertEqual(len(self.calls()), 1)
+
+    def test_subclass_section_hook_is_chained_too(self):
+        cfg = self.load("""
+            def lti_hook(authenticator, handler, authentication):
+                authentication["lti_hook"] = True
+                return authentication
+            c.LTI11Authenticator.post_auth_hook = lti_hook
+            load_subconfig(HOOK)
+        """)
+        result, _ = self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}), cfg=cfg,
+                               section="LTI11Authenticator")
+        self.assertTrue(result["lti_hook"])
+        self.assertEqual(len(self.calls()), 1)
+
+    def test_exec_into_the_main_config_chains(self):
+        cfg = self.load("""
+            def admin_auth(authenticator, handler, authentication):
+                authentication["admin_hook"] = True
+                return authentication
+            c.Authenticator.post_auth_hook = admin_auth
+            exec(compile(open(HOOK).read(), HOOK, "exec"))
+        """)
+        result, _ = self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}), cfg=cfg)
+        self.assertTrue(result["admin_hook"])
+        self.assertEqual(len(self.calls()), 1)
+
+    def test_a_rejecting_admin_hook_stops_the_recording(self):
+        cfg = self.load("""
+            c.Authenticator.post_auth_hook = lambda a, h, authentication: None
+            load_subconfig(HOOK)
+        """)
+        result, _ = self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}), cfg=cfg)
+        self.assertIsNone(result)
+        self.assertEqual(self.calls(), [])
+
+    def test_pre_spawn_merges_lti_env(self):
+        os.environ["FAKE_LTIGRADE_MODE"] = "env"
+        hook = self.cfg["Spawner"]["pre_spawn_hook"]
+        spawner = Spawner({"KEEP": "x", "LTI_OLD": "stale"})
+        spawner._ltigrade_env_keys = ("LTI_OLD",)
+        asyncio.run(hook(spawner))
+        self.assertEqual(spawner.environment,
+                         {"KEEP": "x", "ADMIN": "1", "LTI_CONTEXT_ID": "c1", "LTI_ROLES": "Learner"})
+        self.assertEqual(self.calls()[0]["argv"], ["--config", CONFIG, "env", "--user=alice", "--json"])
+        self.short_timeout(hook)
+
+        async def spawn(spawner):
+            start = time.monotonic()
+            await hook(spawner)
+            took = time.monotonic() - start
+            await asyncio.sleep(0.2)  # let asyncio reap a killed child before the loop closes
+            return took
+
+        for mode in ("fail", "badenv", "slow"):
+            os.environ["FAKE_LTIGRADE_MODE"] = mode
+            spawner = Spawner({"KEEP": "x"})
+            self.assertLess(asyncio.run(spawn(spawner)), SHORT + 0.5)
+            self.assertEqual(spawner.environment, {"KEEP": "x", "ADMIN": "1"}, mode)
+            [(level, msg)] = spawner.records.messages
+            self.assertIn("no LTI_* variables for alice", msg)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,326 @@
+// Package spool ingests the launches the JupyterHub hook could not record
+// (ltigrade failed or was too slow) and left as files in the spool
+// directory, one JSON launch per file, named <utc-time>-<random>.json and
+// written atomically by the hook.
+//
+// Several ingesters may run at once (cron's `ltigrade sync`, an admin's
+// `ltigrade record --spool`): each file is claimed by renaming it to a name
+// only its claimer knows, so no launch is recorded twice by two live
+// processes, and claims of processes that died are taken over. A launch is
+// deleted only after it is stored; one that is stored but whose claimer dies
+// before deleting it is recorded again, which adds a launch to history but
+// cannot change a session's current launch (the newest launch wins).
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/ltigrade/ltigrade/internal/launch"
+)
+
+// FailedDir is the subdirectory invalid and refused files are moved to;
+// they are kept there for an admin to read, never deleted.
+const FailedDir = "failed"
+
+const claimPrefix = ".ingesting-"
+
+// Stats says what an ingestion did.
+type Stats struct {
+	Ingested int       `json:"ingested"`
+	Failed   int       `json:"failed"`
+	Failures []Failure `json:"failures,omitempty"`
+	// Skipped counts files owned by another user, left for their owner:
+	// the hook's user (root on TLJH) ingests its own spool.
+	Skipped int `json:"skipped"`
+}
+
+// Failure is one file moved to failed/ and why.
+type Failure struct {
+	File  string `json:"file"` // its name, now under failed/
+	Error string `json:"error"`
+}
+
+// Batch records spooled launches several at a time, so a long spool costs
+// one transaction (one fsync) per batch instead of one per launch.
+type Batch struct {
+	// Size is the most files claimed before Commit; below 1 means 1.
+	Size int
+	// Add checks and stages one file's content. A *launch.InvalidError moves
+	// the file to failed/; any other error puts the batch back and stops.
+	Add func(data []byte) error
+	// Commit stores what Add staged since the last Commit. Success deletes
+	// the batch's files; an error puts them back and stops. Nil means Add
+	// stores each launch itself.
+	Commit func() error
+}
+
+// Ingest records each spooled launch with record, one at a time: a
+// *launch.InvalidError moves the file to failed/, any other error (the
+// database is not writable...) puts it back and stops with that error. A
+// missing dir (nothing was ever spooled) or an empty one is not an error.
+func Ingest(ctx context.Context, dir string, record func(data []byte) error) (Stats, error) {
+	return IngestBatch(ctx, dir, Batch{Size: 1, Add: record})
+}
+
+// IngestBatch is Ingest in batches; see Batch.
+func IngestBatch(ctx context.Context, dir string, b Batch) (Stats, error) {
+	var st Stats
+	if dir == "" {
+		return st, nil
+	}
+	names, skipped, err := candidates(dir)
+	if err != nil {
+		return st, err
+	}
+	st.Skipped = skipped
+	size := max(b.Size, 1)
+	for len(names) > 0 {
+		var batch []claim
+		putBack := func(err error) (Stats, error) {
+			for _, c := range batch {
+				err = errors.Join(err, c.putBack())
+			}
+			return st, err
+		}
+		for len(names) > 0 && len(batch) < size {
+			if err := ctx.Err(); err != nil {
+				return putBack(err)
+			}
+			name := names[0]
+			names = names[1:]
+			c, ok, err := take(dir, name)
+			if err != nil {
+				return putBack(err)
+			}
+			if !ok {
+				continue // another ingester has it
+			}
+			data, err := c.read()
+			if err == nil {
+				err = b.Add(data)
+			}
+			var refused *refusedError
+			var invalid *launch.InvalidError
+			switch {
+			case err == nil:
+				batch = append(batch, c)
+			case errors.Is(err, errForeign):
+				st.Skipped++
+				if err := c.putBack(); err != nil {
+					return putBack(err)
+				}
+			case errors.As(err, &refused), errors.As(err, &invalid):
+				f, merr := c.fail()
+				if merr != nil {
+					return putBack(errors.Join(merr, c.putBack()))
+				}
+				st.Failed++
+				st.Failures = append(st.Failures, Failure{File: f, Error: err.Error()})
+			default:
+				batch = append(batch, c)
+				return putBack(err)
+			}
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		if b.Commit != nil {
+			if err := b.Commit(); err != nil {
+				return putBack(err)
+			}
+		}
+		for _, c := range batch {
+			// Stored: a file that cannot be removed would be recorded
+			// again, so say so, but the launch itself is safe.
+			if err := os.Remove(c.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return st, fmt.Errorf("spool: recorded %s but cannot delete it: %w", c.orig, err)
+			}
+			st.Ingested++
+		}
+	}
+	return st, nil
+}
+
+// candidates lists spooled files, oldest first (names start with the
+// time), and claims left by dead processes; it counts files of other users,
+// which it leaves alone.
+func candidates(dir string) (names []string, skipped int, err error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("spool: %w", err)
+	}
+	for _, e := range entries {
+		n := e.Name()
+		_, _, claimed := parseClaim(n)
+		// Dot files are the hook's temporary files (.tmp-*.part) and live
+		// claims; only finished launches end in .json.
+		spooled := !strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".json") && !e.IsDir()
+		switch {
+		case !claimed && !spooled, claimed && claimerAlive(n):
+		case foreign(e):
+			skipped++
+		default:
+			names = append(names, n)
+		}
+	}
+	slices.SortFunc(names, func(a, b string) int { return strings.Compare(origName(a), origName(b)) })
+	return names, skipped, nil
+}
+
+func origName(n string) string {
+	if _, orig, ok := parseClaim(n); ok {
+		return orig
+	}
+	return n
+}
+
+// parseClaim splits ".ingesting-<pid>-<random>-<original name>".
+func parseClaim(n string) (pid int, orig string, ok bool) {
+	rest, ok := strings.CutPrefix(n, claimPrefix)
+	if !ok {
+		return 0, "", false
+	}
+	parts := strings.SplitN(rest, "-", 3)
+	if len(parts) != 3 || !strings.HasSuffix(parts[2], ".json") || strings.HasPrefix(parts[2], ".") {
+		return 0, "", false
+	}
+	pid, err := strconv.Atoi(parts[0])
+	if err != nil || pid <= 0 {
+		return 0, "", false
+	}
+	return pid, parts[2], true
+}
+
+// claimerAlive says whether the process that claimed n may still be
+// ingesting it. Our own pid counts as alive: another ingestion in this
+// process may hold it.
+func claimerAlive(n string) bool {
+	pid, _, _ := parseClaim(n)
+	if pid == os.Getpid() {
+		return true
+	}
+	return !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
+// claim is a spooled file this process has renamed to its own name.
+type claim struct {
+	dir, orig, path string
+}
+
+// take claims dir/name by renaming it; ok is false when another process
+// renamed it first. Rename is atomic, so exactly one claimer wins.
+func take(dir, name string) (claim, bool, error) {
+	orig := origName(name)
+	c := claim{dir: dir, orig: orig,
+		path: filepath.Join(dir, fmt.Sprintf("%s%d-%08x-%s", claimPrefix, os.Getpid(), rand.Uint32(), orig))}
+	if err := os.Rename(filepath.Join(dir, name), c.path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return claim{}, false, nil
+		}
+		return claim{}, false, fmt.Errorf("spool: claim %s: %w", name, err)
+	}
+	return c, true, nil
+}
+
+// foreign says whether a file belongs to another user. Such files are left
+// for their owner's ingestion: ours would refuse them (see read).
+func foreign(e fs.DirEntry) bool {
+	fi, err := e.Info()
+	if err != nil {
+		return true
+	}
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(sys.Uid) != os.Geteuid()
+}
+
+// errForeign marks a file of another user: put back, not ingested.
+var errForeign = errors.New("spool: owned by another user")
+
+// refusedError is a file ingestion will not read: it goes to failed/.
+type refusedError struct{ msg string }
+
+func (e *refusedError) Error() string { return e.msg }
+
+// read returns the claimed file's content if it is a regular file of ours,
+// not writable by others, of at most launch.MaxSize bytes. The checks run
+// on the opened file (O_NOFOLLOW: a symlink is refused, not followed), so
+// nothing can be swapped in between check and read. Readable by others is
+// allowed: the hook writes 0600, but an admin copying a launch in by hand
+// may not, and the directory itself is private.
+func (c claim) read() ([]byte, error) {
+	f, err := os.OpenFile(c.path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, &refusedError{"spool: symbolic link refused"}
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, errForeign // we would refuse it anyway; its owner may not
+	}
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	sys, _ := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.Mode().IsRegular():
+		return nil, &refusedError{fmt.Sprintf("spool: not a regular file (%s)", fi.Mode().Type())}
+	case sys != nil && int(sys.Uid) != os.Geteuid():
+		return nil, errForeign
+	case fi.Mode().Perm()&0o022 != 0:
+		return nil, &refusedError{fmt.Sprintf("spool: mode %04o lets group or others change it", fi.Mode().Perm())}
+	case fi.Size() > launch.MaxSize:
+		return nil, &refusedError{fmt.Sprintf("spool: larger than %d bytes", launch.MaxSize)}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, launch.MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	if len(data) > launch.MaxSize {
+		return nil, &refusedError{fmt.Sprintf("spool: larger than %d bytes", launch.MaxSize)}
+	}
+	return data, nil
+}
+
+// putBack returns the file to the spool under its original name.
+func (c claim) putBack() error {
+	if err := os.Rename(c.path, filepath.Join(c.dir, c.orig)); err != nil {
+		return fmt.Errorf("spool: put back %s: %w", c.orig, err)
+	}
+	return nil
+}
+
+// fail moves the file to failed/ (created 0700) and returns its new name
+// there; an existing file of that name is never replaced.
+func (c claim) fail() (string, error) {
+	dir := filepath.Join(c.dir, FailedDir)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("spool: %w", err)
+	}
+	// Only the claimer moves a file named c.orig, so checking for an
+	// earlier failure of the same name before the rename is enough.
+	name := c.orig
+	if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+		name = fmt.Sprintf("%s-%08x.json", strings.TrimSuffix(c.orig, ".json"), rand.Uint32())
+	}
+	if err := os.Rename(c.path, filepath.Join(dir, name)); err != nil {
+		return "", fmt.Errorf("spool: move %s to %s: %w", c.orig, dir, err)
+	}
+	return filepath.Join(FailedDir, name), nil
+}
