@@ -38,7 +38,7 @@ fuzz:
 ## bench: the figures quoted in the issues (see docs/benchmarks.md)
 bench: build bench-hub
 	$(GO) test -run=NONE -bench=. -benchtime=2000x ./internal/passback/
-	bash scripts/bench-cli.sh
+	GO="$(GO)" bash scripts/bench-cli.sh
 
 ## bench-hub: hub login latency of an LTI launch with and without the hook (200 launches, 20 in flight)
 bench-hub: build
