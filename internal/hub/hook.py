@@ -7,12 +7,15 @@
 # jupyterhub_config.py can load it with load_subconfig(path). Python 3.9+,
 # standard library only.
 #
-# On each LTI 1.1 or 1.3 login the post_auth_hook runs `ltigrade record -`
-# with the launch as JSON, without blocking the hub and for at most
-# LTIGRADE_TIMEOUT seconds. If ltigrade fails or is slow, the launch goes to
-# LTIGRADE_SPOOL_DIR (`ltigrade sync` records it later) and the error to the
-# hub log: the login itself never fails because of ltigrade. Hooks configured
-# before this file are kept and run first.
+# On each LTI 1.1 or 1.3 login the post_auth_hook writes the launch as JSON to
+# LTIGRADE_SPOOL_DIR (a small file write, off the event loop) and lets the
+# login go on at once; in the background it runs `ltigrade record --spool`,
+# for at most LTIGRADE_TIMEOUT seconds, which records the spooled launches.
+# If ltigrade fails or is slow, the launch stays spooled (`ltigrade sync`
+# records it later) and the error goes to the hub log: a login is never
+# failed or held by ltigrade. If the spool cannot be written, the hook runs
+# `ltigrade record -` directly instead. Hooks configured before this file are
+# kept and run first.
 
 import asyncio
 import base64
@@ -118,10 +121,10 @@ def _ltigrade_spool(data):
     tmp = os.path.join(LTIGRADE_SPOOL_DIR, ".tmp-" + name + ".part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
+        # No fsync: the file outlives a crash of the hub (the page cache is
+        # the kernel's); an fsync per login would be most of its cost.
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         path = os.path.join(LTIGRADE_SPOOL_DIR, name)
         os.rename(tmp, path)
     except BaseException:
@@ -133,8 +136,22 @@ def _ltigrade_spool(data):
     return path
 
 
+# Background recordings per user, so pre_spawn_hook can wait for the
+# user's newest launch to be stored before reading it.
+_LTIGRADE_PENDING = {}
+
+
+async def _ltigrade_ingest(log, name):
+    try:
+        await _ltigrade_run(["record", "--spool"])
+    except Exception as e:
+        log.error("ltigrade: recording the spooled LTI launch of %s failed (%s); it stays in %s for `ltigrade sync`",
+                  name, e, LTIGRADE_SPOOL_DIR)
+
+
 async def _ltigrade_record(authenticator, handler, authentication):
-    """Record one login's launch; never raises."""
+    """Spool one login's launch and record it in the background; never
+    raises."""
     log = getattr(authenticator, "log", None) or logging.getLogger("ltigrade")
     try:
         launch = _ltigrade_launch(handler, authentication)
@@ -144,25 +161,31 @@ async def _ltigrade_record(authenticator, handler, authentication):
     except Exception:
         log.exception("ltigrade: cannot read the LTI launch of %s", authentication.get("name"))
         return
+    name = launch["username"]
     try:
-        await _ltigrade_run(["record", "-"], data)
+        await asyncio.get_running_loop().run_in_executor(None, _ltigrade_spool, data)
+    except Exception as e:
+        # No spool: record directly, within the timeout, as the only copy.
+        log.error("ltigrade: cannot spool the LTI launch of %s (%s); recording it directly", name, e)
+        try:
+            await _ltigrade_run(["record", "-"], data)
+        except Exception as e2:
+            log.error("ltigrade: recording the LTI launch of %s failed too (%s): launch lost", name, e2)
         return
-    except Exception as e:
-        error = e
-    try:
-        # A file write and fsync, off the event loop.
-        path = await asyncio.get_running_loop().run_in_executor(None, _ltigrade_spool, data)
-        log.error("ltigrade: recording the LTI launch of %s failed (%s); spooled it to %s for `ltigrade sync`",
-                  launch["username"], error, path)
-    except Exception as e:
-        log.error("ltigrade: recording the LTI launch of %s failed (%s), and spooling it failed too (%s): launch lost",
-                  launch["username"], error, e)
+    task = asyncio.ensure_future(_ltigrade_ingest(log, name))
+    _LTIGRADE_PENDING[name] = task
+    task.add_done_callback(lambda t, n=name: _LTIGRADE_PENDING.pop(n, None) if _LTIGRADE_PENDING.get(n) is t else None)
 
 
 async def _ltigrade_set_env(spawner):
     """Add LTI_* variables from the user's newest launch; never raises."""
     log = getattr(spawner, "log", None) or logging.getLogger("ltigrade")
     name = spawner.user.name
+    pending = _LTIGRADE_PENDING.get(name)
+    if pending is not None:
+        # The launch that led to this spawn is being recorded: wait for it
+        # (it ends within LTIGRADE_TIMEOUT), so the variables are its own.
+        await asyncio.wait([pending], timeout=LTIGRADE_TIMEOUT)
     try:
         env = json.loads((await _ltigrade_run(["env", "--user=" + name, "--json"])) or b"{}")
         if not isinstance(env, dict) or not all(

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -131,7 +132,6 @@ func OpenSQLite(path string) (*SQLite, error) {
 	// crash of the process.
 	q := url.Values{}
 	q.Set("_busy_timeout", "15000")
-	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
 	q.Set("_txlock", "immediate")
 	q.Set("_foreign_keys", "1")
@@ -144,11 +144,48 @@ func OpenSQLite(path string) (*SQLite, error) {
 	// handler across processes, and inside database/sql within one.
 	db.SetMaxOpenConns(1)
 	s := &SQLite{db: db, path: path}
+	if err := s.walMode(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := s.migrate(); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// walMode switches a new database to WAL (a persistent setting, so this is
+// one pragma read afterwards). The switch needs an exclusive lock, and SQLite
+// can answer SQLITE_BUSY to it at once, without waiting in its busy handler,
+// when several processes open a fresh database together: retry it here.
+func (s *SQLite) walMode() error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var mode string
+		err := s.db.QueryRow(`PRAGMA journal_mode`).Scan(&mode)
+		if err == nil && strings.EqualFold(mode, "wal") {
+			return nil
+		}
+		if err == nil {
+			err = s.db.QueryRow(`PRAGMA journal_mode = WAL`).Scan(&mode)
+			if err == nil && strings.EqualFold(mode, "wal") {
+				return nil
+			}
+		}
+		if err != nil && !isBusy(err) || time.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("journal mode is %s, not wal", mode)
+			}
+			return s.wrap(err)
+		}
+		time.Sleep(time.Duration(5+rand.IntN(20)) * time.Millisecond)
+	}
+}
+
+func isBusy(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
 }
 
 func (s *SQLite) migrate() error {
