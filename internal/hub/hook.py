@@ -141,12 +141,12 @@ def _ltigrade_spool(data):
 _LTIGRADE_PENDING = {}
 
 
-async def _ltigrade_ingest(log, name):
+async def _ltigrade_ingest(log, name, path):
     try:
         await _ltigrade_run(["record", "--spool"])
     except Exception as e:
-        log.error("ltigrade: recording the spooled LTI launch of %s failed (%s); it stays in %s for `ltigrade sync`",
-                  name, e, LTIGRADE_SPOOL_DIR)
+        log.error("ltigrade: recording the LTI launch of %s failed (%s); it stays spooled as %s for `ltigrade sync`",
+                  name, e, path)
 
 
 async def _ltigrade_record(authenticator, handler, authentication):
@@ -163,7 +163,7 @@ async def _ltigrade_record(authenticator, handler, authentication):
         return
     name = launch["username"]
     try:
-        await asyncio.get_running_loop().run_in_executor(None, _ltigrade_spool, data)
+        path = await asyncio.get_running_loop().run_in_executor(None, _ltigrade_spool, data)
     except Exception as e:
         # No spool: record directly, within the timeout, as the only copy.
         log.error("ltigrade: cannot spool the LTI launch of %s (%s); recording it directly", name, e)
@@ -172,7 +172,7 @@ async def _ltigrade_record(authenticator, handler, authentication):
         except Exception as e2:
             log.error("ltigrade: recording the LTI launch of %s failed too (%s): launch lost", name, e2)
         return
-    task = asyncio.ensure_future(_ltigrade_ingest(log, name))
+    task = asyncio.ensure_future(_ltigrade_ingest(log, name, path))
     _LTIGRADE_PENDING[name] = task
     task.add_done_callback(lambda t, n=name: _LTIGRADE_PENDING.pop(n, None) if _LTIGRADE_PENDING.get(n) is t else None)
 
