@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -125,6 +126,9 @@ type spoolOut struct {
 }
 
 func runIngest(app *App, asJSON bool) error {
+	// The hub hook runs this in the background after logins: it should
+	// yield the CPU to the hub answering them. Best effort.
+	_ = syscall.Setpriority(syscall.PRIO_PROCESS, 0, 10)
 	cfg, err := app.Config()
 	if err != nil {
 		return err

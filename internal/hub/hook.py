@@ -8,7 +8,7 @@
 # standard library only.
 #
 # On each LTI 1.1 or 1.3 login the post_auth_hook writes the launch as JSON to
-# LTIGRADE_SPOOL_DIR (a small file write, off the event loop) and lets the
+# LTIGRADE_SPOOL_DIR (one small file, no fsync) and lets the
 # login go on at once; in the background it runs `ltigrade record --spool`,
 # for at most LTIGRADE_TIMEOUT seconds, which records the spooled launches.
 # If ltigrade fails or is slow, the launch stays spooled (`ltigrade sync`
@@ -136,22 +136,52 @@ def _ltigrade_spool(data):
     return path
 
 
-# Background recordings per user, so pre_spawn_hook can wait for the
-# user's newest launch to be stored before reading it.
-_LTIGRADE_PENDING = {}
+# One background `ltigrade record --spool` at a time for the whole hub: a
+# burst of logins is recorded by a few processes (each stores what is
+# spooled, 100 launches per transaction), not one process per login competing
+# with the hub for the CPU. Launches spooled while a run is under way are
+# taken by the next run.
+_LTIGRADE_INGEST = {"task": None, "waiting": [], "now": None}
+_LTIGRADE_DEBOUNCE = 1.0
 
 
-async def _ltigrade_ingest(log, name, path):
-    try:
-        await _ltigrade_run(["record", "--spool"])
-    except Exception as e:
-        log.error("ltigrade: recording the LTI launch of %s failed (%s); it stays spooled as %s for `ltigrade sync`",
-                  name, e, path)
+async def _ltigrade_ingest_loop(log, now):
+    while _LTIGRADE_INGEST["waiting"]:
+        # Waiting a moment lets a burst of logins share one run, which then
+        # mostly comes after the burst instead of competing with it. A
+        # spawn that needs its launch recorded cuts the wait short.
+        try:
+            await asyncio.wait_for(now.wait(), _LTIGRADE_DEBOUNCE)
+        except asyncio.TimeoutError:
+            pass
+        now.clear()
+        batch, _LTIGRADE_INGEST["waiting"] = _LTIGRADE_INGEST["waiting"], []
+        try:
+            await _ltigrade_run(["record", "--spool"])
+        except Exception as e:
+            for name, path in batch:
+                log.error("ltigrade: recording the LTI launch of %s failed (%s); it stays spooled as %s for `ltigrade sync`",
+                          name, e, path)
+
+
+def _ltigrade_ingest_task():
+    """The running background recording of this event loop, or None."""
+    task = _LTIGRADE_INGEST["task"]
+    if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+        return None
+    return task
+
+
+def _ltigrade_ingest_soon(log, name, path):
+    _LTIGRADE_INGEST["waiting"].append((name, path))
+    if _ltigrade_ingest_task() is None:
+        _LTIGRADE_INGEST["now"] = now = asyncio.Event()
+        _LTIGRADE_INGEST["task"] = asyncio.ensure_future(_ltigrade_ingest_loop(log, now))
 
 
 async def _ltigrade_record(authenticator, handler, authentication):
-    """Spool one login's launch and record it in the background; never
-    raises."""
+    """Spool one login's launch and have it recorded in the background;
+    never raises."""
     log = getattr(authenticator, "log", None) or logging.getLogger("ltigrade")
     try:
         launch = _ltigrade_launch(handler, authentication)
@@ -163,7 +193,9 @@ async def _ltigrade_record(authenticator, handler, authentication):
         return
     name = launch["username"]
     try:
-        path = await asyncio.get_running_loop().run_in_executor(None, _ltigrade_spool, data)
+        # A small write without fsync lands in the page cache in tens of
+        # microseconds: cheaper on the event loop than a hop to a thread.
+        path = _ltigrade_spool(data)
     except Exception as e:
         # No spool: record directly, within the timeout, as the only copy.
         log.error("ltigrade: cannot spool the LTI launch of %s (%s); recording it directly", name, e)
@@ -172,20 +204,19 @@ async def _ltigrade_record(authenticator, handler, authentication):
         except Exception as e2:
             log.error("ltigrade: recording the LTI launch of %s failed too (%s): launch lost", name, e2)
         return
-    task = asyncio.ensure_future(_ltigrade_ingest(log, name, path))
-    _LTIGRADE_PENDING[name] = task
-    task.add_done_callback(lambda t, n=name: _LTIGRADE_PENDING.pop(n, None) if _LTIGRADE_PENDING.get(n) is t else None)
+    _ltigrade_ingest_soon(log, name, path)
 
 
 async def _ltigrade_set_env(spawner):
     """Add LTI_* variables from the user's newest launch; never raises."""
     log = getattr(spawner, "log", None) or logging.getLogger("ltigrade")
     name = spawner.user.name
-    pending = _LTIGRADE_PENDING.get(name)
+    pending = _ltigrade_ingest_task()
     if pending is not None:
-        # The launch that led to this spawn is being recorded: wait for it
-        # (it ends within LTIGRADE_TIMEOUT), so the variables are its own.
-        await asyncio.wait([pending], timeout=LTIGRADE_TIMEOUT)
+        _LTIGRADE_INGEST["now"].set()
+        # The launch that led to this spawn may still be being recorded:
+        # wait for that (bounded), so the variables are its own.
+        await asyncio.wait([pending], timeout=2 * LTIGRADE_TIMEOUT + _LTIGRADE_DEBOUNCE)
     try:
         env = json.loads((await _ltigrade_run(["env", "--user=" + name, "--json"])) or b"{}")
         if not isinstance(env, dict) or not all(
