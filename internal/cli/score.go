@@ -125,8 +125,14 @@ func (app *App) secretFunc() func(key string) (string, error) {
 }
 
 func (app *App) httpClient() *http.Client {
-	// TLS verification stays on: the default transport verifies.
-	return &http.Client{Transport: http.DefaultTransport}
+	// TLS verification stays on: the default transport verifies. One idle
+	// connection per sender keeps a sync from opening (and TLS-handshaking)
+	// a new connection for most requests.
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if cfg, err := app.Config(); err == nil && cfg.Passback.Concurrency > t.MaxIdleConnsPerHost {
+		t.MaxIdleConnsPerHost = cfg.Passback.Concurrency
+	}
+	return &http.Client{Transport: t}
 }
 
 type scoreOut struct {

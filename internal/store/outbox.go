@@ -61,6 +61,11 @@ func (s *SQLite) Enqueue(ctx context.Context, ps []*Passback) error {
 			return s.wrap(err)
 		}
 		p.ID, _ = res.LastInsertId()
+		// The newest score of a session makes its older unsent ones moot.
+		now := micros(p.CreatedAt)
+		if _, err := tx.ExecContext(ctx, supersedeSQL+` AND session_id = ?`, now, now, p.SessionID); err != nil {
+			return s.wrap(err)
+		}
 	}
 	return s.wrap(tx.Commit())
 }
@@ -162,20 +167,27 @@ func (s *SQLite) claim(ctx context.Context, c Claim, ids []int64) ([]Passback, e
 		}
 		q = `SELECT p.id FROM passbacks p WHERE p.id IN (` + in + `) AND ` + cond
 	} else {
-		if _, err := tx.ExecContext(ctx, supersedeSQL, now, now); err != nil {
-			return nil, s.wrap(err)
+		// One bounded, index-ordered scan per status (index status, id),
+		// so a claim costs about the rows it takes, not the queue's length.
+		// Older rows of a session were superseded when the newer one was
+		// journaled; the MAX(id) guard in claimable keeps this correct
+		// regardless.
+		limit := ""
+		if c.Limit > 0 {
+			limit = fmt.Sprintf(" LIMIT %d", c.Limit)
 		}
-		q = `SELECT p.id FROM passbacks p WHERE ` + cond
+		retry := `p.status = 'retry'`
 		if !c.IgnoreBackoff {
-			q += fmt.Sprintf(` AND (p.status != 'retry' OR p.next_attempt_at IS NULL OR p.next_attempt_at <= %d)`, now)
+			retry += fmt.Sprintf(` AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= %d)`, now)
 		}
 		if !c.SkipFailedSince.IsZero() {
-			q += fmt.Sprintf(` AND NOT (p.status = 'retry' AND p.updated_at >= %d)`, micros(c.SkipFailedSince))
+			retry += fmt.Sprintf(` AND p.updated_at < %d`, micros(c.SkipFailedSince))
 		}
-		q += ` ORDER BY p.id`
-		if c.Limit > 0 {
-			q += fmt.Sprintf(" LIMIT %d", c.Limit)
+		var parts []string
+		for _, st := range []string{`p.status = 'pending'`, retry, fmt.Sprintf(`p.status = 'sending' AND p.lease_until < %d`, now)} {
+			parts = append(parts, `SELECT id FROM (SELECT p.id AS id FROM passbacks p WHERE `+st+` AND `+cond+` ORDER BY p.id`+limit+`)`)
 		}
+		q = `SELECT id FROM (` + strings.Join(parts, " UNION ALL ") + `) ORDER BY id` + limit
 	}
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -198,6 +210,14 @@ func (s *SQLite) claim(ctx context.Context, c Claim, ids []int64) ([]Passback, e
 		return nil, s.wrap(tx.Commit())
 	}
 	in := placeholders(len(picked))
+	if ids == nil {
+		// Tidy the claimed sessions: older rows left unsent (an expired
+		// lease, say) will never be sent now.
+		if _, err := tx.ExecContext(ctx, supersedeSQL+` AND session_id IN
+			(SELECT session_id FROM passbacks WHERE id IN (`+in+`))`, append([]any{now, now}, picked...)...); err != nil {
+			return nil, s.wrap(err)
+		}
+	}
 	_, err = tx.ExecContext(ctx, `UPDATE passbacks SET status = 'sending', lease_owner = ?, lease_until = ?,
 		attempts = attempts + 1, updated_at = ? WHERE id IN (`+in+`)`,
 		append([]any{c.Owner, micros(c.LeaseUntil), now}, picked...)...)

@@ -95,6 +95,8 @@ var schema = []string{
 	CREATE INDEX passbacks_status ON passbacks (status, next_attempt_at);
 	CREATE INDEX passbacks_session ON passbacks (session_id, id);
 	CREATE INDEX passbacks_username ON passbacks (username);`,
+	// Claims walk each status in id order.
+	`CREATE INDEX passbacks_status_id ON passbacks (status, id);`,
 }
 
 // SQLite is the embedded Store.
