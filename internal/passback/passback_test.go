@@ -213,4 +213,3 @@ func TestDeadOwnerRowsAreResent(t *testing.T) {
 		t.Fatal("owners on other hosts must be presumed alive")
 	}
 }
-
