@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -115,6 +117,7 @@ type Config struct {
 	Source   string // absolute path of the config file loaded, "" if none
 	Paths    Paths
 	LTI11    LTI11
+	LTI13    LTI13
 	Passback Passback
 	Hub      Hub
 	Sandbox  Sandbox
@@ -158,6 +161,53 @@ type Passback struct {
 	Timeout     time.Duration
 }
 
+// LTI13 holds the LTI 1.3 settings.
+type LTI13 struct {
+	Platforms []Platform
+}
+
+// Platform is an LTI 1.3 platform (an LMS registration) ltigrade sends
+// grades to over Assignment and Grade Services.
+type Platform struct {
+	Issuer   string
+	ClientID string
+	TokenURL string
+	// Audience is the aud of token requests; default TokenURL (Brightspace
+	// wants its own).
+	Audience string
+	// PrivateKeyFile holds the tool's RSA key (PEM, mode 0600); the key is
+	// read when a token is requested, never kept in Config.
+	PrivateKeyFile string
+	// KeyID is the kid of the tool's key; "" means derived from the key.
+	KeyID string
+}
+
+// Platform finds the platform of a launch by issuer and client id (an
+// empty clientID matches a platform with a single registration).
+func (c *Config) Platform(issuer, clientID string) (*Platform, error) {
+	var found []*Platform
+	for i := range c.LTI13.Platforms {
+		p := &c.LTI13.Platforms[i]
+		if p.Issuer == issuer && (clientID == "" || p.ClientID == clientID) {
+			found = append(found, p)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, errorf("no [[lti13.platforms]] entry for issuer %q and client_id %q in %s", issuer, clientID, dash(c.Source))
+	case 1:
+		return found[0], nil
+	}
+	return nil, errorf("several [[lti13.platforms]] entries match issuer %q; the launch has no client_id to choose", issuer)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "(no config file)"
+	}
+	return s
+}
+
 // Hub holds the settings of the JupyterHub hook.
 type Hub struct {
 	// SpoolDir is where the hook leaves launches it could not record;
@@ -199,6 +249,9 @@ type rawFile struct {
 	LTI11 struct {
 		Consumers []rawConsumer `toml:"consumers"`
 	} `toml:"lti11"`
+	LTI13 struct {
+		Platforms []rawPlatform `toml:"platforms"`
+	} `toml:"lti13"`
 	Passback struct {
 		Concurrency *int    `toml:"concurrency"`
 		Timeout     *string `toml:"timeout"`
@@ -216,6 +269,15 @@ type rawFile struct {
 	} `toml:"sandbox"`
 }
 
+type rawPlatform struct {
+	Issuer         *string `toml:"issuer"`
+	ClientID       *string `toml:"client_id"`
+	TokenURL       *string `toml:"token_url"`
+	Audience       *string `toml:"audience"`
+	PrivateKeyFile *string `toml:"private_key_file"`
+	KeyID          *string `toml:"key_id"`
+}
+
 type rawConsumer struct {
 	Key        *string `toml:"key"`
 	Secret     *string `toml:"secret"`
@@ -229,6 +291,8 @@ var knownKeys = []string{
 	"paths.home", "paths.nbgitpuller_parent", "paths.patterns",
 	"lti11.consumers.key", "lti11.consumers.secret", "lti11.consumers.secret_file", "lti11.consumers.secret_env",
 	"passback.concurrency", "passback.timeout",
+	"lti13.platforms.issuer", "lti13.platforms.client_id", "lti13.platforms.token_url",
+	"lti13.platforms.audience", "lti13.platforms.private_key_file", "lti13.platforms.key_id",
 	"hub.spool_dir", "hub.record_timeout", "hub.env",
 	"sandbox.listen", "sandbox.hub_url", "sandbox.course_repo", "sandbox.consumer_key",
 }
@@ -531,6 +595,9 @@ func resolve(o Options, file fileChoice, raw *rawFile) (*Config, error) {
 	if err := c.resolveConsumers(raw.LTI11.Consumers); err != nil {
 		return nil, err
 	}
+	if err := c.resolvePlatforms(raw.LTI13.Platforms); err != nil {
+		return nil, err
+	}
 
 	// passback
 	var fileConc value[string]
@@ -809,4 +876,67 @@ func (c *Config) record(key, value string, origin Origin, from string) {
 // and secret_env show the file or variable name.
 func (c *Config) Describe() []Setting {
 	return slices.Clone(c.settings)
+}
+
+func (c *Config) resolvePlatforms(raws []rawPlatform) error {
+	src := c.Source
+	seen := map[string]int{}
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return strings.TrimSpace(*p)
+	}
+	for i, r := range raws {
+		p := Platform{Issuer: str(r.Issuer), ClientID: str(r.ClientID), TokenURL: str(r.TokenURL),
+			Audience: str(r.Audience), PrivateKeyFile: str(r.PrivateKeyFile), KeyID: str(r.KeyID)}
+		for name, v := range map[string]string{"issuer": p.Issuer, "client_id": p.ClientID, "token_url": p.TokenURL, "private_key_file": p.PrivateKeyFile} {
+			if v == "" {
+				return errorf("%s: lti13.platforms[%d] has no %s", src, i, name)
+			}
+		}
+		if err := checkTokenURL(p.TokenURL); err != nil {
+			return errorf("%s: lti13.platforms[%d].token_url %q %s", src, i, p.TokenURL, err)
+		}
+		if p.Audience == "" {
+			p.Audience = p.TokenURL
+		}
+		if !filepath.IsAbs(p.PrivateKeyFile) && src != "" {
+			p.PrivateKeyFile = filepath.Join(filepath.Dir(src), p.PrivateKeyFile)
+		}
+		k := p.Issuer + "\x00" + p.ClientID
+		if j, dup := seen[k]; dup {
+			return errorf("%s: lti13.platforms[%d] repeats issuer %q and client_id %q of lti13.platforms[%d]", src, i, p.Issuer, p.ClientID, j)
+		}
+		seen[k] = i
+		c.LTI13.Platforms = append(c.LTI13.Platforms, p)
+		pre := fmt.Sprintf("lti13.platforms[%d].", i)
+		c.record(pre+"issuer", p.Issuer, OriginFile, src)
+		c.record(pre+"client_id", p.ClientID, OriginFile, src)
+		c.record(pre+"token_url", p.TokenURL, OriginFile, src)
+		c.record(pre+"audience", p.Audience, OriginFile, src)
+		c.record(pre+"private_key_file", p.PrivateKeyFile, OriginFile, src)
+		c.record(pre+"key_id", p.KeyID, OriginFile, src)
+	}
+	return nil
+}
+
+// checkTokenURL wants https: the token request carries a signed assertion
+// and returns a bearer token. Plain http is allowed to loopback only, for
+// tests and local doubles.
+func checkTokenURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("is not an absolute URL")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		h := u.Hostname()
+		if h == "localhost" || net.ParseIP(h) != nil && net.ParseIP(h).IsLoopback() {
+			return nil
+		}
+	}
+	return fmt.Errorf("must use https (plain http only to a loopback address)")
 }

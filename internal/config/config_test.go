@@ -458,3 +458,50 @@ secret = "s"
 		t.Error("relative spool_dir accepted")
 	}
 }
+
+func TestLTI13Platforms(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "c.toml")
+	write := func(body string) (*Config, error) {
+		os.WriteFile(cfgPath, []byte(body), 0o600)
+		o := testOptions(fakeEnv{"HOME": "/h"}, 0)
+		o.ConfigFlag = cfgPath
+		return Load(o)
+	}
+	c, err := write(`[[lti13.platforms]]
+issuer = "https://canvas.instructure.com"
+client_id = "10000000000001"
+token_url = "https://sso.canvaslms.com/login/oauth2/token"
+private_key_file = "lti13.pem"
+[[lti13.platforms]]
+issuer = "https://moodle.example.edu"
+client_id = "abc"
+token_url = "http://127.0.0.1:9999/token"
+audience = "https://moodle.example.edu/aud"
+private_key_file = "/etc/ltigrade/lti13.pem"
+key_id = "k1"
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Platform("https://canvas.instructure.com", "10000000000001")
+	if err != nil || p.Audience != p.TokenURL || p.PrivateKeyFile != filepath.Join(dir, "lti13.pem") {
+		t.Fatalf("canvas platform: %+v %v", p, err)
+	}
+	if p, err := c.Platform("https://moodle.example.edu", ""); err != nil || p.KeyID != "k1" {
+		t.Fatalf("moodle platform: %+v %v", p, err)
+	}
+	if _, err := c.Platform("https://other", "x"); err == nil {
+		t.Fatal("unknown platform found")
+	}
+	for _, bad := range []string{
+		"[[lti13.platforms]]\nissuer = \"i\"\nclient_id = \"c\"\nprivate_key_file = \"k\"\n",
+		"[[lti13.platforms]]\nissuer = \"i\"\nclient_id = \"c\"\ntoken_url = \"http://lms.example/token\"\nprivate_key_file = \"k\"\n",
+		"[[lti13.platforms]]\nissuer = \"i\"\nclient_id = \"c\"\ntoken_url = \"https://t\"\nprivate_key_file = \"k\"\n[[lti13.platforms]]\nissuer = \"i\"\nclient_id = \"c\"\ntoken_url = \"https://t\"\nprivate_key_file = \"k\"\n",
+		"[[lti13.platforms]]\nissuer = \"i\"\nclient_idd = \"c\"\n",
+	} {
+		if _, err := write(bad); err == nil {
+			t.Errorf("accepted:\n%s", bad)
+		}
+	}
+}
