@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates (once) the Python venv used by the independent LMS double
-# (testdata/lmsdouble/lms.py) and prints the path of its python.
+# Creates (once) the Python venv used by the independent LMS doubles
+# (testdata/lmsdouble/lms.py, testdata/agsdouble/platform.py) and prints the
+# path of its python.
 #
 # The venv lives at ${LTIGRADE_VENV:-<repo>/.venv}. A stamp file records the
 # pinned requirements so a changed pin rebuilds the venv, while repeat runs
@@ -10,7 +11,14 @@ set -euo pipefail
 
 # Pinned so the double's verification behaviour does not drift under us.
 OAUTHLIB_VERSION=3.3.1
-REQS="oauthlib==${OAUTHLIB_VERSION}"
+# PyJWT verifies LTI 1.3 client assertions in the AGS double; cryptography
+# (its RS256 backend, installed from wheels) is pinned alongside.
+PYJWT_VERSION=2.10.1
+CRYPTOGRAPHY_VERSION=44.0.2
+REQS_LIST=("oauthlib==${OAUTHLIB_VERSION}" "PyJWT[crypto]==${PYJWT_VERSION}" "cryptography==${CRYPTOGRAPHY_VERSION}")
+REQS="${REQS_LIST[*]}"
+IMPORTS='import oauthlib, jwt, cryptography; from jwt import PyJWKSet'
+
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${LTIGRADE_VENV:-$repo/.venv}
@@ -21,7 +29,7 @@ log() { printf 'python-env: %s\n' "$*" >&2; }
 
 ready() {
 	[[ -x $py && -f $stamp && "$(cat "$stamp")" == "$REQS" ]] &&
-		"$py" -c 'import oauthlib' >/dev/null 2>&1
+		"$py" -c "$IMPORTS" >/dev/null 2>&1
 }
 
 if ready; then
@@ -80,7 +88,7 @@ fi
 
 log "creating venv at $venv"
 "$base" -m venv "$venv" >&2
-"$py" -m pip install --disable-pip-version-check --quiet "$REQS" >&2
-"$py" -c 'import oauthlib' >&2
+"$py" -m pip install --disable-pip-version-check --quiet "${REQS_LIST[@]}" >&2
+"$py" -c "$IMPORTS" >&2
 printf '%s\n' "$REQS" >"$stamp"
 printf '%s\n' "$py"
