@@ -76,10 +76,11 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"lms":      cmdLMS,
-			"envsubst": cmdEnvsubst,
-			"chmod":    cmdChmod,
-			"pylms":    cmdPyLMS,
+			"lms":         cmdLMS,
+			"envsubst":    cmdEnvsubst,
+			"chmod":       cmdChmod,
+			"pylms":       cmdPyLMS,
+			"agsplatform": cmdAGSPlatform,
 		},
 	})
 }
@@ -176,7 +177,7 @@ func cmdEnvsubst(ts *testscript.TestScript, neg bool, args []string) {
 		data, err := os.ReadFile(p)
 		ts.Check(err)
 		out := string(data)
-		for _, v := range []string{"PYLMS_URL", "LMS_URL", "LMS_SECRET", "WORK"} {
+		for _, v := range []string{"PYLMS_URL", "AGS_URL", "LMS_URL", "LMS_SECRET", "WORK"} {
 			out = strings.ReplaceAll(out, "$"+v, ts.Getenv(v))
 		}
 		ts.Check(os.WriteFile(p, []byte(out), 0o644))

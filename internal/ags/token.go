@@ -84,7 +84,9 @@ func CacheKey(p Platform, scopes []string) string {
 	s := slices.Clone(scopes)
 	slices.Sort(s)
 	s = slices.Compact(s)
-	return strings.Join([]string{p.Issuer, p.ClientID, p.TokenURL, strings.Join(s, " ")}, "\n")
+	// The key id is part of it: a token obtained with a key that has since
+	// been replaced must not outlive the replacement.
+	return strings.Join([]string{p.Issuer, p.ClientID, p.TokenURL, p.KeyID, strings.Join(s, " ")}, "\n")
 }
 
 // Token returns a valid access token for scopes, from the cache when it

@@ -110,6 +110,7 @@ Start with ` + "`ltigrade demo`" + ` to see the whole loop against a built-in LM
 		group(newHubCmd(app)),
 		newEnvCmd(app),
 		newDemoCmd(app),
+		group(newKeysCmd(app)),
 		newSandboxCmd(app),
 		group(newImportCmd(app)),
 		newGenCmd(app),

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ltigrade/ltigrade/internal/ags"
 	"github.com/ltigrade/ltigrade/internal/lti11"
 	"github.com/ltigrade/ltigrade/internal/passback"
 	"github.com/ltigrade/ltigrade/internal/resolve"
@@ -98,14 +99,24 @@ func target(app *App, notebook, user string, launchID int64) (*store.Session, *r
 	return sess, nil, nil
 }
 
-// outcomeTarget checks that the session can take an LTI 1.1 score.
-func outcomeTarget(s *store.Session) error {
-	if s.Version != "1.1" {
-		return withCode(ExitUsage, fmt.Errorf("session %d is an LTI %s launch; only LTI 1.1 score passback is supported in this version", s.ID, s.Version), "")
+// outcomeTarget checks that the session can take a score: an LTI 1.1
+// outcome service with a known consumer, or an LTI 1.3 AGS endpoint with a
+// configured platform.
+func outcomeTarget(app *App, s *store.Session) error {
+	if s.Version == "1.3" {
+		return agsTarget(app, s)
 	}
 	if s.OutcomeURL == "" || s.SourcedID == "" {
 		return withCode(ExitNoSession, fmt.Errorf("launch %d of %s has no outcome service: the LMS did not ask for grades on %q", s.LaunchID, s.Username, s.ResourceLinkTitle),
 			"make the LMS assignment graded (it then sends lis_outcome_service_url) and have the student launch it again")
+	}
+	cfg, err := app.Config()
+	if err != nil {
+		return err
+	}
+	// Fail before journaling when the score could never be signed.
+	if _, err := cfg.ConsumerSecret(s.Platform); err != nil {
+		return withCode(ExitUsage, err, "add the consumer to [[lti11.consumers]] in the config")
 	}
 	return nil
 }
@@ -198,30 +209,34 @@ Exit codes: 0 delivered, 3 no session, 4 ambiguous, 5 queued for retry,
 			if err != nil {
 				return err
 			}
-			if err := outcomeTarget(sess); err != nil {
+			if err := outcomeTarget(app, sess); err != nil {
 				return err
 			}
 			cfg, err := app.Config()
 			if err != nil {
 				return err
 			}
-			// Fail before journaling when the score could never be signed.
-			if _, err := cfg.ConsumerSecret(sess.Platform); err != nil {
-				return withCode(ExitUsage, err, "add the consumer to [[lti11.consumers]] in the config")
-			}
 			now := app.Now()
 			p := &store.Passback{SessionID: sess.ID, LaunchID: sess.LaunchID, Username: sess.Username,
 				Notebook: a[0], Score: sc.Text(), ScoreGiven: sc.Given, ScoreMax: sc.Maximum,
 				Comment: o.comment, Protocol: "lti11", TargetURL: sess.OutcomeURL, SourcedID: sess.SourcedID,
 				ConsumerKey: sess.Platform, CreatedAt: now}
-			if o.comment != "" {
+			if sess.Version == "1.3" {
+				// AGS: userId is the launch's sub; scoreMaximum is --out-of
+				// when given, else 1; the comment always goes.
+				p.Protocol, p.TargetURL, p.SourcedID = "ags", sess.LineItem, sess.LTIUserID
+				p.ClientID, p.LineItems, p.ResourceLinkID = sess.ClientID, sess.LineItems, sess.ResourceLinkID
+				if o.outOf <= 0 {
+					p.ScoreGiven, p.ScoreMax = sc.Result, 1
+				}
+			} else if o.comment != "" {
 				if contains(sess.ResultDataAccepted, "text") {
 					p.ResultData = o.comment
 				} else {
 					fmt.Fprintf(app.Err, "ltigrade: warning: the LMS did not advertise comments (resultData text) for this launch; sending the score without the comment\n")
 				}
 			}
-			if sess.SubmittedAtAccepted {
+			if sess.Version != "1.3" && sess.SubmittedAtAccepted {
 				p.SubmittedAt = now.UTC().Format(time.RFC3339)
 			}
 			if o.dryRun {
@@ -234,8 +249,11 @@ Exit codes: 0 delivered, 3 no session, 4 ambiguous, 5 queued for retry,
 			if err := st.Enqueue(app.Context(), []*store.Passback{p}); err != nil {
 				return err
 			}
-			eng := &passback.Engine{Store: st, Timeout: cfg.Passback.Timeout, Concurrency: 1, Now: app.Now,
-				Sender: &passback.LTI11Sender{Client: &lti11.Client{HTTP: app.httpClient()}, Secret: app.secretFunc()}}
+			sender, err := app.sender()
+			if err != nil {
+				return err
+			}
+			eng := &passback.Engine{Store: st, Timeout: cfg.Passback.Timeout, Concurrency: 1, Now: app.Now, Sender: sender}
 			wait := min(cfg.Passback.Timeout, 5*time.Second)
 			got, err := eng.SendNow(app.Context(), []int64{p.ID}, wait)
 			if err != nil {
@@ -256,6 +274,33 @@ Exit codes: 0 delivered, 3 no session, 4 ambiguous, 5 queued for retry,
 }
 
 func printDryRun(app *App, p *store.Passback, res *resolve.Result, asJSON bool) error {
+	if p.Protocol == "ags" {
+		plat, err := app.platform(p.ConsumerKey, p.ClientID)
+		if err != nil {
+			return err
+		}
+		body, err := ags.ScoreJSON(plat, ags.Score{UserID: p.SourcedID, ScoreGiven: p.ScoreGiven, ScoreMaximum: p.ScoreMax,
+			Comment: p.Comment, Timestamp: p.CreatedAt})
+		if err != nil {
+			return err
+		}
+		target := p.TargetURL
+		if target != "" {
+			if u, err := ags.ScoreURL(target); err == nil {
+				target = u
+			}
+		} else {
+			target = "(line item of resource link " + p.ResourceLinkID + " in " + p.LineItems + ")"
+		}
+		d := &dryRequest{URL: target, ConsumerKey: p.ConsumerKey, SourcedID: p.SourcedID, Score: p.Score, Body: string(body)}
+		if asJSON {
+			p.Status = "dry-run"
+			return printJSON(app.Out, scoreOut{Passback: p, Resolved: res, DryRun: true, Request: d})
+		}
+		_, err = fmt.Fprintf(app.Out, "dry run: would post %s/%s for %s to %s (issuer %s, user %s)\n",
+			fmtFloat(p.ScoreGiven), fmtFloat(p.ScoreMax), p.Username, target, p.ConsumerKey, p.SourcedID)
+		return err
+	}
 	req := lti11.ResultRequest{Op: lti11.ReplaceResult, SourcedID: p.SourcedID, Score: p.Score,
 		ResultDataText: p.ResultData, MessageID: "dry-run"}
 	if p.SubmittedAt != "" {
@@ -276,6 +321,8 @@ func printDryRun(app *App, p *store.Passback, res *resolve.Result, asJSON bool) 
 		p.Score, p.Username, p.TargetURL, p.ConsumerKey, p.SourcedID)
 	return err
 }
+
+func fmtFloat(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 func reportPassback(app *App, p *store.Passback, res *resolve.Result, asJSON bool) error {
 	code := ExitOK
@@ -346,8 +393,11 @@ func newResultOpCmd(app *App, op lti11.Op) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := outcomeTarget(sess); err != nil {
+			if err := outcomeTarget(app, sess); err != nil {
 				return err
+			}
+			if sess.Version == "1.3" {
+				return runAGSResult(app, sess, op, asJSON)
 			}
 			cfg, err := app.Config()
 			if err != nil {

@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ltigrade/ltigrade/internal/lti11"
 	"github.com/ltigrade/ltigrade/internal/passback"
 	"github.com/ltigrade/ltigrade/internal/store"
 )
@@ -50,8 +49,11 @@ earlier attempt whose outcome is unknown).`,
 			if err != nil {
 				return err
 			}
-			eng := &passback.Engine{Store: st, Timeout: cfg.Passback.Timeout, Concurrency: cfg.Passback.Concurrency, Now: app.Now,
-				Sender: &passback.LTI11Sender{Client: &lti11.Client{HTTP: app.httpClient()}, Secret: app.secretFunc()}}
+			sender, err := app.sender()
+			if err != nil {
+				return err
+			}
+			eng := &passback.Engine{Store: st, Timeout: cfg.Passback.Timeout, Concurrency: cfg.Passback.Concurrency, Now: app.Now, Sender: sender}
 			// Spooled launches first: a score may need one to find its
 			// session. Their problems must not hold back queued scores.
 			ingested, err := ingestSpool(app)

@@ -197,7 +197,7 @@ func (e *Engine) send(ctx context.Context, p *store.Passback) (o Outcome) {
 	}()
 	o = e.Sender.Send(ctx, p)
 	switch o.Status {
-	case store.StatusSent, store.StatusRejected, store.StatusRetry:
+	case store.StatusSent, store.StatusRejected, store.StatusRetry, store.StatusSuperseded:
 	default:
 		o = Outcome{Status: store.StatusRetry, Message: "sender returned no outcome", Uncertain: true}
 	}
@@ -275,6 +275,8 @@ type Stats struct {
 	Sent     int `json:"sent"`
 	Rejected int `json:"rejected"`
 	Retry    int `json:"retry"`
+	// Superseded: the LMS refused them because it holds a newer score.
+	Superseded int `json:"superseded"`
 }
 
 type done struct {
@@ -309,6 +311,8 @@ func (e *Engine) Drain(ctx context.Context, ignoreBackoff bool) (Stats, error) {
 				st.Sent++
 			case store.StatusRejected:
 				st.Rejected++
+			case store.StatusSuperseded:
+				st.Superseded++
 			default:
 				st.Retry++
 			}

@@ -11,7 +11,8 @@ import (
 
 const passbackCols = `id, session_id, launch_id, username, notebook, score, score_given, score_max, comment,
 	protocol, target_url, sourcedid, consumer_key, result_data, submitted_at, status, attempts,
-	next_attempt_at, last_error, http_status, created_at, updated_at, sent_at, lease_owner, lease_until`
+	next_attempt_at, last_error, http_status, created_at, updated_at, sent_at, lease_owner, lease_until,
+	client_id, lineitems, resource_link_id`
 
 func scanPassback(r scanner) (*Passback, error) {
 	var p Passback
@@ -20,7 +21,7 @@ func scanPassback(r scanner) (*Passback, error) {
 	err := r.Scan(&p.ID, &p.SessionID, &p.LaunchID, &p.Username, &p.Notebook, &p.Score, &p.ScoreGiven,
 		&p.ScoreMax, &p.Comment, &p.Protocol, &p.TargetURL, &p.SourcedID, &p.ConsumerKey, &p.ResultData,
 		&p.SubmittedAt, &p.Status, &p.Attempts, &next, &p.LastError, &p.HTTPStatus, &created, &updated,
-		&sent, &p.LeaseOwner, &lease)
+		&sent, &p.LeaseOwner, &lease, &p.ClientID, &p.LineItems, &p.ResourceLinkID)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +44,7 @@ func (s *SQLite) Enqueue(ctx context.Context, ps []*Passback) error {
 	defer tx.Rollback()
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO passbacks (session_id, launch_id, username, notebook, score,
 		score_given, score_max, comment, protocol, target_url, sourcedid, consumer_key, result_data, submitted_at,
-		status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		status, created_at, updated_at, client_id, lineitems, resource_link_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return s.wrap(err)
 	}
@@ -56,7 +57,7 @@ func (s *SQLite) Enqueue(ctx context.Context, ps []*Passback) error {
 		p.Status = StatusPending
 		res, err := stmt.ExecContext(ctx, p.SessionID, p.LaunchID, p.Username, p.Notebook, p.Score, p.ScoreGiven,
 			p.ScoreMax, p.Comment, p.Protocol, p.TargetURL, p.SourcedID, p.ConsumerKey, p.ResultData,
-			p.SubmittedAt, p.Status, micros(p.CreatedAt), micros(p.CreatedAt))
+			p.SubmittedAt, p.Status, micros(p.CreatedAt), micros(p.CreatedAt), p.ClientID, p.LineItems, p.ResourceLinkID)
 		if err != nil {
 			return s.wrap(err)
 		}
@@ -268,7 +269,7 @@ func (s *SQLite) Complete(ctx context.Context, owner string, now time.Time, resu
 			if r.Uncertain {
 				keep = "lease_until"
 			}
-		case StatusRejected:
+		case StatusRejected, StatusSuperseded:
 		default:
 			return fmt.Errorf("store: cannot complete passback %d with status %q", id, r.Status)
 		}

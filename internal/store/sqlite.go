@@ -97,6 +97,18 @@ var schema = []string{
 	CREATE INDEX passbacks_username ON passbacks (username);`,
 	// Claims walk each status in id order.
 	`CREATE INDEX passbacks_status_id ON passbacks (status, id);`,
+	// LTI 1.3 AGS: what a score needs besides the line item (target_url),
+	// the user (sourcedid: the launch's sub) and the issuer (consumer_key);
+	// and access tokens shared by every process (one per score would get
+	// the tool rate-limited).
+	`ALTER TABLE passbacks ADD COLUMN client_id TEXT NOT NULL DEFAULT '';
+	ALTER TABLE passbacks ADD COLUMN lineitems TEXT NOT NULL DEFAULT '';
+	ALTER TABLE passbacks ADD COLUMN resource_link_id TEXT NOT NULL DEFAULT '';
+	CREATE TABLE ags_tokens (
+		cache_key TEXT PRIMARY KEY,
+		token TEXT NOT NULL,
+		expires_at INTEGER NOT NULL
+	);`,
 }
 
 // SQLite is the embedded Store.
@@ -529,4 +541,38 @@ func (s *SQLite) Prune(ctx context.Context, before time.Time) (PruneStats, error
 	}
 	st.Launches, _ = res.RowsAffected()
 	return st, s.wrap(tx.Commit())
+}
+
+// Token returns a cached AGS access token, if one has not expired.
+func (s *SQLite) Token(ctx context.Context, key string, now time.Time) (token string, expires time.Time, ok bool, err error) {
+	var exp int64
+	err = s.db.QueryRowContext(ctx, `SELECT token, expires_at FROM ags_tokens WHERE cache_key = ? AND expires_at > ?`,
+		key, micros(now)).Scan(&token, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", time.Time{}, false, nil
+	}
+	if err != nil {
+		return "", time.Time{}, false, s.wrap(err)
+	}
+	return token, fromMicros(exp), true, nil
+}
+
+// PutToken caches an AGS access token until it expires; expired ones are
+// dropped on the way. The database is 0600: tokens are as private as the
+// launches.
+func (s *SQLite) PutToken(ctx context.Context, key, token string, expires time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM ags_tokens WHERE expires_at <= ?`, micros(time.Now())); err != nil {
+		return s.wrap(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO ags_tokens (cache_key, token, expires_at) VALUES (?, ?, ?)
+		ON CONFLICT (cache_key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at`,
+		key, token, micros(expires)); err != nil {
+		return s.wrap(err)
+	}
+	return s.wrap(tx.Commit())
 }

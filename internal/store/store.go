@@ -99,12 +99,17 @@ type Passback struct {
 	ScoreMax   float64 `json:"score_maximum"`
 	Comment    string  `json:"comment,omitempty"`
 
-	Protocol    string `json:"protocol"` // "lti11"
-	TargetURL   string `json:"target_url"`
-	SourcedID   string `json:"sourcedid,omitempty"`
-	ConsumerKey string `json:"consumer_key,omitempty"`
-	ResultData  string `json:"result_data,omitempty"`
-	SubmittedAt string `json:"submitted_at,omitempty"`
+	Protocol    string `json:"protocol"`               // "lti11" or "ags"
+	TargetURL   string `json:"target_url"`             // LTI 1.1 outcome URL; AGS line item ("" until found)
+	SourcedID   string `json:"sourcedid,omitempty"`    // LTI 1.1 sourcedId; AGS userId (the launch's sub)
+	ConsumerKey string `json:"consumer_key,omitempty"` // LTI 1.1 consumer key; AGS issuer
+	// AGS only: the registration, and where to find the line item when the
+	// launch named none.
+	ClientID       string `json:"client_id,omitempty"`
+	LineItems      string `json:"lineitems,omitempty"`
+	ResourceLinkID string `json:"resource_link_id,omitempty"`
+	ResultData     string `json:"result_data,omitempty"`
+	SubmittedAt    string `json:"submitted_at,omitempty"`
 
 	Status        string     `json:"status"`
 	Attempts      int        `json:"attempts"`
@@ -128,7 +133,7 @@ type PassbackFilter struct {
 
 // Result is what one delivery attempt ended with.
 type Result struct {
-	Status     string // StatusSent, StatusRejected or StatusRetry
+	Status     string // StatusSent, StatusRejected, StatusRetry, or StatusSuperseded (the LMS holds a newer score)
 	Message    string
 	HTTPStatus int
 	NextTry    time.Time // for StatusRetry

@@ -1,0 +1,101 @@
+package passback
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ltigrade/ltigrade/internal/ags"
+	"github.com/ltigrade/ltigrade/internal/store"
+)
+
+// AGSSender sends passbacks as LTI 1.3 Assignment and Grade Services
+// scores.
+type AGSSender struct {
+	Client *ags.Client
+	// Platform returns the registration (with its key) of an issuer and
+	// client id; read per attempt so a fixed config takes effect at once.
+	Platform func(issuer, clientID string) (ags.Platform, error)
+}
+
+// Send implements Sender.
+func (s *AGSSender) Send(ctx context.Context, p *store.Passback) Outcome {
+	plat, err := s.Platform(p.ConsumerKey, p.ClientID)
+	if err != nil {
+		// The config may be fixed later: keep the score queued.
+		return Outcome{Status: store.StatusRetry, Message: err.Error()}
+	}
+	lineitem := p.TargetURL
+	if lineitem == "" {
+		// The launch named only the line item container: find the item of
+		// its resource link.
+		lineitem, err = s.Client.FindLineItem(ctx, plat, p.LineItems, p.ResourceLinkID)
+		if err != nil {
+			var le *ags.LineItemError
+			var ae *ags.Error
+			switch {
+			case errors.As(err, &le):
+				return Outcome{Status: store.StatusRejected, Message: err.Error()}
+			case errors.As(err, &ae):
+				return fromAGS(ae.Status, false, ae.Message, ae.HTTPStatus, ae.RetryAfter)
+			}
+			return Outcome{Status: store.StatusRetry, Message: err.Error()}
+		}
+	}
+	o := s.Client.PostScore(ctx, plat, lineitem, ags.Score{UserID: p.SourcedID, ScoreGiven: p.ScoreGiven,
+		ScoreMaximum: p.ScoreMax, Comment: p.Comment, Timestamp: p.CreatedAt})
+	return fromAGS(o.Status, o.Superseded, o.Message, o.HTTPStatus, o.RetryAfter)
+}
+
+func fromAGS(st ags.Status, superseded bool, msg string, code int, after time.Duration) Outcome {
+	out := Outcome{Message: msg, HTTPStatus: code, RetryAfter: after, Uncertain: code == 0}
+	switch {
+	case st == ags.Sent:
+		out.Status = store.StatusSent
+	case st == ags.Rejected && superseded:
+		out.Status = store.StatusSuperseded
+	case st == ags.Rejected:
+		out.Status = store.StatusRejected
+	default:
+		out.Status = store.StatusRetry
+	}
+	if out.Status != store.StatusRetry {
+		out.Uncertain = false
+	}
+	return out
+}
+
+// Protocols sends each passback with the sender of its protocol.
+type Protocols map[string]Sender
+
+// Send implements Sender.
+func (m Protocols) Send(ctx context.Context, p *store.Passback) Outcome {
+	if s, ok := m[p.Protocol]; ok {
+		return s.Send(ctx, p)
+	}
+	return Outcome{Status: store.StatusRejected, Message: "unknown protocol " + p.Protocol}
+}
+
+// StoreTokenCache keeps AGS tokens in the store, so the processes a grader
+// hook starts one per student share one token.
+type StoreTokenCache struct {
+	Store interface {
+		Token(ctx context.Context, key string, now time.Time) (string, time.Time, bool, error)
+		PutToken(ctx context.Context, key, token string, expires time.Time) error
+	}
+}
+
+// Get implements ags.TokenCache.
+func (c StoreTokenCache) Get(key string) (ags.Token, bool) {
+	tok, exp, ok, err := c.Store.Token(context.Background(), key, time.Now())
+	if err != nil || !ok {
+		return ags.Token{}, false
+	}
+	return ags.Token{AccessToken: tok, Expiry: exp}, true
+}
+
+// Put implements ags.TokenCache. A failed write only costs a later token
+// request.
+func (c StoreTokenCache) Put(key string, t ags.Token) {
+	_ = c.Store.PutToken(context.Background(), key, t.AccessToken, t.Expiry)
+}
