@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -24,12 +25,18 @@ func (app *App) sender() (passback.Sender, error) {
 		return nil, err
 	}
 	var cache ags.TokenCache = ags.NewMemoryCache()
+	agsSender := &passback.AGSSender{Platform: app.platform}
 	if sq, ok := st.(*store.SQLite); ok {
 		cache = passback.StoreTokenCache{Store: sq}
+		agsSender.Found = func(ctx context.Context, p *store.Passback, lineitem string) {
+			// Best effort: a failed write only costs another lookup.
+			_ = sq.SetLineItem(ctx, p.LaunchID, p.SessionID, lineitem)
+		}
 	}
+	agsSender.Client = &ags.Client{HTTP: app.httpClient(), Cache: cache}
 	return passback.Protocols{
 		"lti11": &passback.LTI11Sender{Client: &lti11.Client{HTTP: app.httpClient()}, Secret: app.secretFunc()},
-		"ags":   &passback.AGSSender{Client: &ags.Client{HTTP: app.httpClient(), Cache: cache}, Platform: app.platform},
+		"ags":   agsSender,
 	}, nil
 }
 

@@ -16,6 +16,9 @@ type AGSSender struct {
 	// Platform returns the registration (with its key) of an issuer and
 	// client id; read per attempt so a fixed config takes effect at once.
 	Platform func(issuer, clientID string) (ags.Platform, error)
+	// Found, if set, is told the line item looked up for a passback whose
+	// launch named only the container, so it can be kept for next time.
+	Found func(ctx context.Context, p *store.Passback, lineitem string)
 }
 
 // Send implements Sender.
@@ -40,6 +43,9 @@ func (s *AGSSender) Send(ctx context.Context, p *store.Passback) Outcome {
 				return fromAGS(ae.Status, false, ae.Message, ae.HTTPStatus, ae.RetryAfter)
 			}
 			return Outcome{Status: store.StatusRetry, Message: err.Error()}
+		}
+		if s.Found != nil {
+			s.Found(ctx, p, lineitem)
 		}
 	}
 	o := s.Client.PostScore(ctx, plat, lineitem, ags.Score{UserID: p.SourcedID, ScoreGiven: p.ScoreGiven,

@@ -576,3 +576,22 @@ func (s *SQLite) PutToken(ctx context.Context, key, token string, expires time.T
 	}
 	return s.wrap(tx.Commit())
 }
+
+// SetLineItem remembers the AGS line item found for a launch that named
+// only its line item container, on the launch and on the session's
+// undelivered scores, so later sends need no lookup.
+func (s *SQLite) SetLineItem(ctx context.Context, launchID, sessionID int64, lineitem string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE launches SET lineitem = ? WHERE id = ? AND lineitem = ''`, lineitem, launchID); err != nil {
+		return s.wrap(err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE passbacks SET target_url = ? WHERE session_id = ? AND launch_id = ?
+		AND target_url = '' AND protocol = 'ags'`, lineitem, sessionID, launchID); err != nil {
+		return s.wrap(err)
+	}
+	return s.wrap(tx.Commit())
+}
