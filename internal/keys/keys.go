@@ -23,6 +23,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 )
 
@@ -187,11 +188,33 @@ func LoadFile(name string) (PrivateKey, error) {
 	if len(data) > MaxKeyFileSize {
 		return PrivateKey{}, fmt.Errorf("key file %s is larger than %d KiB; it must hold only the key", name, MaxKeyFileSize>>10)
 	}
-	p, err := ParsePEM(data)
+	// Parsing validates and precomputes the RSA key (~130 us), most of a
+	// send's CPU when the key is loaded per attempt: reuse the parse of
+	// identical bytes. The file is still opened, checked and read each time.
+	sum := sha256.Sum256(data)
+	parsed.Lock()
+	p, ok := parsed.m[sum]
+	parsed.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err = ParsePEM(data)
 	if err != nil {
 		return PrivateKey{}, fmt.Errorf("key file %s: %w", name, err)
 	}
+	parsed.Lock()
+	if parsed.m == nil || len(parsed.m) > 16 {
+		parsed.m = map[[32]byte]PrivateKey{}
+	}
+	parsed.m[sum] = p
+	parsed.Unlock()
 	return p, nil
+}
+
+// parsed holds keys parsed by LoadFile, by the SHA-256 of their file's bytes.
+var parsed struct {
+	sync.Mutex
+	m map[[32]byte]PrivateKey
 }
 
 // ParsePEM parses the first PEM private key block in data. Errors never

@@ -1,5 +1,6 @@
-// Package lmssim is an in-process LTI 1.1 Basic Outcomes LMS for loopback
-// use: `ltigrade demo`, CLI tests and benchmarks. It verifies OAuth like a
+// Package lmssim is an in-process LTI 1.1 Basic Outcomes LMS (and, in
+// ags.go, an LTI 1.3 AGS platform) for loopback use: `ltigrade demo`,
+// `ltigrade sandbox`, CLI tests and benchmarks. It verifies OAuth like a
 // real LMS (signature, body hash, timestamp window, nonce replay), keeps a
 // grade table, and can inject faults (error statuses, delays, dropped
 // connections) into the next requests.

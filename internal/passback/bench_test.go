@@ -20,7 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ltigrade/ltigrade/internal/ags"
 	"github.com/ltigrade/ltigrade/internal/config"
+	"github.com/ltigrade/ltigrade/internal/keys"
 	"github.com/ltigrade/ltigrade/internal/lmssim"
 	"github.com/ltigrade/ltigrade/internal/lti11"
 	"github.com/ltigrade/ltigrade/internal/passback"
@@ -210,4 +212,178 @@ func benchThroughput(b *testing.B, batch, concurrency int, transport http.RoundT
 	b.ReportMetric(float64(ts.completeNs.Load())/float64(b.N), "complete_ns/op")
 	b.ReportMetric(float64(ts.claims.Load())/float64(b.N), "claims/op")
 	b.ReportMetric(float64(ts.completes.Load())/float64(b.N), "completes/op")
+}
+
+// Issue #4: the same measurement for LTI 1.3 Assignment and Grade Services.
+
+const (
+	benchIssuer   = "https://lms.example.edu"
+	benchClientID = "bench-client"
+)
+
+// agsBenchEnv is a store holding n LTI 1.3 sessions whose line item lives on
+// a running lmssim.Platform, and a config with its [[lti13.platforms]] entry
+// and key file, as `ltigrade sync` would load them.
+type agsBenchEnv struct {
+	st       *store.SQLite
+	plat     *lmssim.Platform
+	cfg      *config.Config
+	sessions []*store.Launch
+}
+
+func newAGSBenchEnv(b *testing.B, n int) *agsBenchEnv {
+	b.Helper()
+	dir := b.TempDir()
+	k, err := keys.Generate(2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "lti13.pem")
+	if err := keys.WriteFile(keyFile, k, false); err != nil {
+		b.Fatal(err)
+	}
+	plat := lmssim.NewPlatform(benchClientID, k.Public(), k.KeyID())
+	plat.SetLatency(0)
+	base, err := plat.Start("127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { plat.Close() })
+	lineitem := plat.AddLineItem("1", "rl-1")
+	cfgFile := filepath.Join(dir, "config.toml")
+	cfgText := fmt.Sprintf("database = %q\n[[lti13.platforms]]\nissuer = %q\nclient_id = %q\ntoken_url = %q\nprivate_key_file = %q\n",
+		filepath.Join(dir, "ltigrade.db"), benchIssuer, benchClientID, base+"/token", keyFile)
+	if err := os.WriteFile(cfgFile, []byte(cfgText), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Load(config.Options{ConfigFlag: cfgFile, Getenv: func(string) string { return "" }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.OpenSQLite(cfg.Database)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	e := &agsBenchEnv{st: st, plat: plat, cfg: cfg}
+	now := time.Now()
+	for i := range n {
+		user := "user" + strconv.Itoa(i)
+		e.sessions = append(e.sessions, &store.Launch{Username: user, Version: "1.3", Platform: benchIssuer,
+			ClientID: benchClientID, DeploymentID: "dep-1", LTIUserID: "sub-" + user, ResourceLinkID: "rl-1",
+			ResourceLinkTitle: "Homework 1", LineItem: lineitem, LineItems: base + "/lineitems",
+			AGSScopes: []string{ags.ScopeScore, ags.ScopeResultReadOnly, ags.ScopeLineItemReadOnly},
+			Checkout:  "materials", Opened: "materials/hw1/hw1.ipynb", OpenedFile: true, LaunchedAt: now,
+			AuthState: []byte("{}")})
+	}
+	for i := 0; i < n; i += 10000 {
+		if err := st.RecordLaunches(context.Background(), e.sessions[i:min(i+10000, n)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return e
+}
+
+// platform is what the CLI's App.platform does for every attempt: look the
+// registration up in the config and load its key file.
+func (e *agsBenchEnv) platform(issuer, clientID string) (ags.Platform, error) {
+	p, err := e.cfg.Platform(issuer, clientID)
+	if err != nil {
+		return ags.Platform{}, err
+	}
+	k, err := keys.LoadFile(p.PrivateKeyFile)
+	if err != nil {
+		return ags.Platform{}, err
+	}
+	return ags.Platform{Issuer: p.Issuer, ClientID: p.ClientID, TokenURL: p.TokenURL, Audience: p.Audience,
+		KeyID: k.KeyID(), Key: k.RSA()}, nil
+}
+
+// engine is what `ltigrade sync` builds for AGS passbacks: the real
+// AGSSender, its client caching tokens in the store.
+func (e *agsBenchEnv) engine(st store.Store, concurrency int, transport http.RoundTripper,
+	platform func(issuer, clientID string) (ags.Platform, error)) *passback.Engine {
+	return &passback.Engine{Store: st, Timeout: 20 * time.Second, Concurrency: concurrency,
+		Sender: &passback.AGSSender{
+			Client:   &ags.Client{HTTP: &http.Client{Transport: transport}, Cache: passback.StoreTokenCache{Store: e.st}},
+			Platform: platform}}
+}
+
+// journal is benchEnv.journal for 'ags' passbacks, as `ltigrade score`
+// builds them (internal/cli/score.go).
+func (e *agsBenchEnv) journal(b *testing.B, batch int) {
+	ctx := context.Background()
+	for i := 0; i < len(e.sessions); i += batch {
+		var ps []*store.Passback
+		for j, l := range e.sessions[i:min(i+batch, len(e.sessions))] {
+			given := float64((i + j) % 101)
+			ps = append(ps, &store.Passback{SessionID: l.SessionID, LaunchID: l.ID, Username: l.Username,
+				Notebook: "/home/jupyter-" + l.Username + "/materials/hw1/hw1.ipynb",
+				Score:    strconv.FormatFloat(given/100, 'f', -1, 64), ScoreGiven: given, ScoreMax: 100,
+				Protocol: "ags", TargetURL: l.LineItem, SourcedID: l.LTIUserID, ConsumerKey: l.Platform,
+				ClientID: l.ClientID, LineItems: l.LineItems, ResourceLinkID: l.ResourceLinkID,
+				ResultData: "autograded"})
+		}
+		if err := e.st.Enqueue(ctx, ps); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAGSThroughput is BenchmarkPassbackThroughput/journal=100 for
+// LTI 1.3: b.N 'ags' scores journaled 100 per Enqueue, drained with
+// concurrency 8 by the real AGSSender and ags.Client (tokens cached in the
+// store) against lmssim.Platform on loopback with no latency.
+// token_requests is per run (not per op) and should be 1: one RS256
+// assertion signed, every score sent with the cached token.
+//
+// Sub-benchmarks: key=per_attempt reads the config entry and key file for
+// every send, as the CLI's sender does; key=cached hands the sender a parsed
+// key, to show what that costs.
+func BenchmarkAGSThroughput(b *testing.B) {
+	b.Run("key=per_attempt", func(b *testing.B) {
+		benchAGS(b, 100, 8, http.DefaultTransport, false)
+	})
+	b.Run("key=cached", func(b *testing.B) {
+		benchAGS(b, 100, 8, http.DefaultTransport, true)
+	})
+}
+
+func benchAGS(b *testing.B, batch, concurrency int, transport http.RoundTripper, cacheKey bool) {
+	e := newAGSBenchEnv(b, b.N)
+	platform := e.platform
+	if cacheKey {
+		p, err := e.platform(benchIssuer, benchClientID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		platform = func(string, string) (ags.Platform, error) { return p, nil }
+	}
+	ts := &timedStore{Store: e.st}
+	eng := e.engine(ts, concurrency, transport, platform)
+	b.ResetTimer()
+	t0 := time.Now()
+	e.journal(b, batch)
+	journaled := time.Since(t0)
+	st, err := eng.Drain(context.Background(), true)
+	b.StopTimer()
+	drained := time.Since(t0) - journaled
+	if err != nil {
+		b.Fatal(err)
+	}
+	if st.Sent != b.N || st.Rejected != 0 || st.Retry != 0 {
+		b.Fatalf("drain: %+v, want %d sent", st, b.N)
+	}
+	if got := len(e.plat.Scores()); got != b.N {
+		b.Fatalf("platform holds %d scores, want %d", got, b.N)
+	}
+	if s, ok := e.plat.Score("1", "sub-user0"); !ok || s.ScoreMaximum != 100 {
+		b.Fatalf("score of user0: %+v %v", s, ok)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "passbacks/s")
+	b.ReportMetric(float64(journaled.Nanoseconds())/float64(b.N), "journal_ns/op")
+	b.ReportMetric(float64(drained.Nanoseconds())/float64(b.N), "drain_ns/op")
+	b.ReportMetric(float64(ts.claimNs.Load())/float64(b.N), "claim_ns/op")
+	b.ReportMetric(float64(ts.completeNs.Load())/float64(b.N), "complete_ns/op")
+	b.ReportMetric(float64(e.plat.TokenRequests()), "token_requests")
 }
