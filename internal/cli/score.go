@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ltigrade/ltigrade/internal/ags"
+	"github.com/ltigrade/ltigrade/internal/batch"
 	"github.com/ltigrade/ltigrade/internal/lti11"
 	"github.com/ltigrade/ltigrade/internal/passback"
 	"github.com/ltigrade/ltigrade/internal/resolve"
@@ -174,11 +176,12 @@ func contains(list []string, s string) bool {
 
 func newScoreCmd(app *App) *cobra.Command {
 	var o struct {
-		user, comment string
-		launch        int64
-		outOf         float64
-		dryRun        bool
-		asJSON        bool
+		user, comment, batch string
+		launch               int64
+		outOf                float64
+		dryRun               bool
+		asJSON               bool
+		concurrency          int
 	}
 	cmd := &cobra.Command{
 		Use:   "score NOTEBOOK SCORE",
@@ -191,13 +194,41 @@ sent; then one attempt is made (with at most a short retry within passback.timeo
 If the LMS cannot be reached the score stays queued and ` + "`ltigrade sync`" + ` delivers it
 later. For each session the LMS always ends with the newest score.
 
+With --batch FILE, every row (CSV with a header username,notebook,score[,out_of,comment],
+or JSON lines with those keys) is resolved, all sendable rows are journaled in one
+transaction, then sent with --concurrency at once; a host that answers with a rate limit
+gets no more rows in this run (they stay queued for sync). A malformed row refuses the
+whole batch (exit 2, nothing written). A summary goes to stderr; --json prints one
+result per row.
+
 Exit codes: 0 delivered, 3 no session, 4 ambiguous, 5 queued for retry,
-6 rejected by the LMS, 2 invalid score or input.`,
+6 rejected by the LMS, 2 invalid score or input. With --batch: 0 when every row was
+sent (or superseded), else the most serious of 6, 4, 3, 5.`,
 		Example: `  ltigrade score /home/jupyter-alice/materials/hw1/hw1.ipynb 0.85
+  ltigrade score --batch grades.csv --json
   ltigrade score --user alice materials/hw1/hw1.ipynb 17/20 --comment "well done"
   ltigrade score --launch 42 hw1.ipynb 85% --dry-run --json`,
-		Args: args(cobra.ExactArgs(2)),
+		Args: func(cmd *cobra.Command, a []string) error {
+			if o.batch != "" {
+				return args(cobra.NoArgs)(cmd, a)
+			}
+			return args(cobra.ExactArgs(2))(cmd, a)
+		},
 		RunE: func(cmd *cobra.Command, a []string) error {
+			if o.batch != "" {
+				if o.user != "" || o.launch != 0 || o.outOf != 0 || o.comment != "" {
+					return usageErr("--batch takes user, out_of and comment from its rows; drop --user, --launch, --out-of and --comment")
+				}
+				data, err := readInput(app, o.batch)
+				if err != nil {
+					return err
+				}
+				rows, err := batch.Read(bytes.NewReader(data))
+				if err != nil {
+					return withCode(ExitUsage, err, "columns: username,notebook,score[,out_of,comment] (CSV with a header, or JSON lines)")
+				}
+				return runBatch(app, rows, batchOptions{DryRun: o.dryRun, JSON: o.asJSON, Concurrency: o.concurrency})
+			}
 			sc, err := score.Parse(a[1], o.outOf)
 			if err != nil {
 				return usageErr("invalid score: %v", err)
@@ -216,28 +247,9 @@ Exit codes: 0 delivered, 3 no session, 4 ambiguous, 5 queued for retry,
 			if err != nil {
 				return err
 			}
-			now := app.Now()
-			p := &store.Passback{SessionID: sess.ID, LaunchID: sess.LaunchID, Username: sess.Username,
-				Notebook: a[0], Score: sc.Text(), ScoreGiven: sc.Given, ScoreMax: sc.Maximum,
-				Comment: o.comment, Protocol: "lti11", TargetURL: sess.OutcomeURL, SourcedID: sess.SourcedID,
-				ConsumerKey: sess.Platform, CreatedAt: now}
-			if sess.Version == "1.3" {
-				// AGS: userId is the launch's sub; scoreMaximum is --out-of
-				// when given, else 1; the comment always goes.
-				p.Protocol, p.TargetURL, p.SourcedID = "ags", sess.LineItem, sess.LTIUserID
-				p.ClientID, p.LineItems, p.ResourceLinkID = sess.ClientID, sess.LineItems, sess.ResourceLinkID
-				if o.outOf <= 0 {
-					p.ScoreGiven, p.ScoreMax = sc.Result, 1
-				}
-			} else if o.comment != "" {
-				if contains(sess.ResultDataAccepted, "text") {
-					p.ResultData = o.comment
-				} else {
-					fmt.Fprintf(app.Err, "ltigrade: warning: the LMS did not advertise comments (resultData text) for this launch; sending the score without the comment\n")
-				}
-			}
-			if sess.Version != "1.3" && sess.SubmittedAtAccepted {
-				p.SubmittedAt = now.UTC().Format(time.RFC3339)
+			p, warn := buildPassback(sess, sc, o.outOf, o.comment, a[0], app.Now())
+			if warn != "" {
+				fmt.Fprintf(app.Err, "ltigrade: warning: %s\n", warn)
 			}
 			if o.dryRun {
 				return printDryRun(app, p, res, o.asJSON)
@@ -269,8 +281,40 @@ Exit codes: 0 delivered, 3 no session, 4 ambiguous, 5 queued for retry,
 	fl.Float64Var(&o.outOf, "out-of", 0, "SCORE is points out of this maximum")
 	fl.StringVar(&o.comment, "comment", "", "comment for the student (sent where the LMS accepts it: Canvas resultData text)")
 	fl.BoolVar(&o.dryRun, "dry-run", false, "resolve and validate, print what would be sent, send and store nothing")
-	fl.BoolVar(&o.asJSON, "json", false, "print JSON")
+	fl.BoolVar(&o.asJSON, "json", false, "print JSON (with --batch: a summary and one result per row)")
+	fl.StringVar(&o.batch, "batch", "", "send many scores: CSV (username,notebook,score[,out_of,comment]) or JSON lines from FILE, - for stdin")
+	fl.IntVar(&o.concurrency, "concurrency", 0, "with --batch: scores in flight at once (default passback.concurrency)")
 	return cmd
+}
+
+// buildPassback turns a score for a session into its outbox row; warn
+// says what of the request the LMS cannot take.
+func buildPassback(sess *store.Session, sc score.Score, outOf float64, comment, notebook string, now time.Time) (p *store.Passback, warn string) {
+	p = &store.Passback{SessionID: sess.ID, LaunchID: sess.LaunchID, Username: sess.Username,
+		Notebook: notebook, Score: sc.Text(), ScoreGiven: sc.Given, ScoreMax: sc.Maximum,
+		Comment: comment, Protocol: "lti11", TargetURL: sess.OutcomeURL, SourcedID: sess.SourcedID,
+		ConsumerKey: sess.Platform, CreatedAt: now}
+	if sess.Version == "1.3" {
+		// AGS: userId is the launch's sub; scoreMaximum is --out-of when
+		// given, else 1; the comment always goes.
+		p.Protocol, p.TargetURL, p.SourcedID = "ags", sess.LineItem, sess.LTIUserID
+		p.ClientID, p.LineItems, p.ResourceLinkID = sess.ClientID, sess.LineItems, sess.ResourceLinkID
+		if outOf <= 0 {
+			p.ScoreGiven, p.ScoreMax = sc.Result, 1
+		}
+		return p, ""
+	}
+	if comment != "" {
+		if contains(sess.ResultDataAccepted, "text") {
+			p.ResultData = comment
+		} else {
+			warn = "the LMS did not advertise comments (resultData text) for this launch; sending the score without the comment"
+		}
+	}
+	if sess.SubmittedAtAccepted {
+		p.SubmittedAt = now.UTC().Format(time.RFC3339)
+	}
+	return p, warn
 }
 
 func printDryRun(app *App, p *store.Passback, res *resolve.Result, asJSON bool) error {
