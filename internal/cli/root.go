@@ -113,6 +113,8 @@ Start with ` + "`ltigrade demo`" + ` to see the whole loop against a built-in LM
 		group(newKeysCmd(app)),
 		newSandboxCmd(app),
 		group(newImportCmd(app)),
+		group(newNbgraderCmd(app)),
+		group(newOtterCmd(app)),
 		newGenCmd(app),
 		helpTopic("exit-codes", "Exit codes of ltigrade commands", exitCodesText()),
 		helpTopic("environment", "Environment variables ltigrade reads", environmentText()),
