@@ -4,7 +4,7 @@ BIN := bin/ltigrade
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ltigrade/ltigrade/internal/cli.Version=$(VERSION)
 
-.PHONY: build demo test test-go python-env fuzz bench bench-hub gen lint clean
+.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch gen lint clean
 
 build:
 	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ltigrade
@@ -19,13 +19,18 @@ python-env:
 
 ## test: every test, including the end-to-end ones against the Python LMS double
 ## and against a real JupyterHub (scripts/hub-env.sh: cached venv + npm proxy;
-## exit 3 = PyPI/npm unreachable, then only internal/e2e skips)
+## exit 3 = PyPI/npm unreachable, then only internal/e2e skips), and against
+## real nbgrader and otter-grader (scripts/grader-env.sh: cached venv; exit 3 =
+## PyPI unreachable, then only the grader tests in internal/e2e skip)
 HUB_ENV_FILE := $(CURDIR)/.cache/hub-env.out
+GRADER_ENV_FILE := $(CURDIR)/.cache/grader-env.out
 test: python-env
 	$(GO) vet ./...
 	@mkdir -p .cache; rc=0; bash scripts/hub-env.sh >$(HUB_ENV_FILE) || rc=$$?; \
 	if [ $$rc -eq 3 ]; then echo HUB_ENV_EXIT=3 >$(HUB_ENV_FILE); elif [ $$rc -ne 0 ]; then exit $$rc; fi
-	LTIGRADE_HUB_ENV_FILE="$(HUB_ENV_FILE)" LTIGRADE_PYTHON="$$(bash scripts/python-env.sh)" $(GO) test -count=1 ./...
+	@rc=0; bash scripts/grader-env.sh >$(GRADER_ENV_FILE) || rc=$$?; \
+	if [ $$rc -eq 3 ]; then echo GRADER_ENV_EXIT=3 >$(GRADER_ENV_FILE); elif [ $$rc -ne 0 ]; then exit $$rc; fi
+	LTIGRADE_HUB_ENV_FILE="$(HUB_ENV_FILE)" LTIGRADE_GRADER_ENV_FILE="$(GRADER_ENV_FILE)" LTIGRADE_PYTHON="$$(bash scripts/python-env.sh)" $(GO) test -count=1 ./...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s
@@ -34,15 +39,21 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzParse$$ -fuzztime=$(FUZZTIME) ./internal/launch/
 	$(GO) test -run=NONE -fuzz=FuzzParseResponse$$ -fuzztime=$(FUZZTIME) ./internal/lti11/
 	$(GO) test -run=NONE -fuzz=FuzzParse$$ -fuzztime=$(FUZZTIME) ./internal/score/
+	$(GO) test -run=NONE -fuzz=FuzzParse$$ -fuzztime=$(FUZZTIME) ./internal/grader/otter/
+	$(GO) test -run=NONE -fuzz=FuzzRead$$ -fuzztime=$(FUZZTIME) ./internal/batch/
 
 ## bench: the figures quoted in the issues (see docs/benchmarks.md)
-bench: build bench-hub
+bench: build bench-hub bench-batch
 	$(GO) test -run=NONE -bench=. -benchtime=2000x ./internal/passback/
 	GO="$(GO)" bash scripts/bench-cli.sh
 
 ## bench-hub: hub login latency of an LTI launch with and without the hook (200 launches, 20 in flight)
 bench-hub: build
 	bash scripts/bench-hub.sh
+
+## bench-batch: 1,000 scores to the LMS double (50 ms latency, then 0): Python lti one by one vs ltigrade score --batch
+bench-batch: build
+	GO="$(GO)" bash scripts/bench-batch.sh
 
 ## gen: regenerate docs/reference, docs/man and completions
 gen:

@@ -116,6 +116,10 @@ def envelope(state, ref, op, code, desc, body=None):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY a
+    # kept-alive connection waits ~40 ms for a delayed ACK before the body,
+    # which no real LMS front end does.
+    disable_nagle_algorithm = True
     server_version = "lmsdouble/1"
 
     def log_message(self, fmt, *args):
