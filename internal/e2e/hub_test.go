@@ -32,6 +32,9 @@ const (
 	// loginMargin is what a login may take beyond recordTimeout when
 	// ltigrade fails or hangs: the hub's own work on a loaded CI machine.
 	loginMargin = 3 * time.Second
+	// recordDelay is how long the hook lets logins accumulate before its
+	// background `record --spool` (hook.py's _LTIGRADE_DEBOUNCE).
+	recordDelay = 3 * time.Second
 	repoDir     = "materials" // the course repo's name, so nbgitpuller's checkout folder
 )
 
@@ -169,7 +172,7 @@ func TestHubEndToEnd(t *testing.T) {
 		// The hook records in the background, batching a burst of logins
 		// for up to a second: allow for that.
 		ss := e.sessions()
-		for deadline := time.Now().Add(recordTimeout + 3*time.Second); len(ss) < 4 && time.Now().Before(deadline); {
+		for deadline := time.Now().Add(recordDelay + recordTimeout + loginMargin); len(ss) < 4 && time.Now().Before(deadline); {
 			time.Sleep(100 * time.Millisecond)
 			ss = e.sessions()
 		}
@@ -547,7 +550,7 @@ func (e *e2e) launchWhileBroken(t *testing.T, b *browser, user, assignment strin
 			name = parts[3]
 		}
 	}
-	deadline = time.Now().Add(recordTimeout + loginMargin)
+	deadline = time.Now().Add(recordDelay + recordTimeout + loginMargin)
 	for len(said) == 0 && time.Now().Before(deadline) {
 		if b, err := os.ReadFile(e.hub.Log); err == nil {
 			for _, line := range strings.Split(string(b), "\n") {

@@ -153,7 +153,7 @@ class HookTest(unittest.TestCase):
             c.Spawner.pre_spawn_hook = admin_spawn
             load_subconfig(HOOK)
         """)
-        # The hub waits a second to batch a burst of logins; tests need not.
+        # The hub waits seconds to batch a burst of logins; tests need not.
         g = self.cfg["Authenticator"]["post_auth_hook"].__globals__
         self.addCleanup(g.update, {"_LTIGRADE_DEBOUNCE": g["_LTIGRADE_DEBOUNCE"]})
         g["_LTIGRADE_DEBOUNCE"] = 0.05
