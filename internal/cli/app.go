@@ -23,6 +23,10 @@ type App struct {
 	// OutIsTTY chooses tables (terminal) over tab-separated lines (pipes).
 	OutIsTTY bool
 
+	// idleConns, if set, is the keep-alive connections per LMS host a
+	// batch needs (its --concurrency).
+	idleConns int
+
 	configFlag string
 	dbFlag     string
 	cfg        *config.Config

@@ -12,6 +12,7 @@ import (
 	"github.com/mattn/go-isatty"
 
 	"github.com/ltigrade/ltigrade/internal/batch"
+	"github.com/ltigrade/ltigrade/internal/config"
 	"github.com/ltigrade/ltigrade/internal/passback"
 	"github.com/ltigrade/ltigrade/internal/resolve"
 	"github.com/ltigrade/ltigrade/internal/score"
@@ -62,6 +63,9 @@ func runBatch(app *App, rows []batch.Row, o batchOptions) error {
 	cfg, err := app.Config()
 	if err != nil {
 		return err
+	}
+	if o.Concurrency < 0 || o.Concurrency > config.MaxConcurrency {
+		return usageErr("--concurrency %d: want 1..%d", o.Concurrency, config.MaxConcurrency)
 	}
 	results := make([]batchResult, len(rows))
 	var sendable []*store.Passback
@@ -141,13 +145,15 @@ func runBatch(app *App, rows []batch.Row, o batchOptions) error {
 	for _, p := range sendable {
 		results[rowOf[p]].Passback = p.ID
 	}
-	sender, err := app.sender()
-	if err != nil {
-		return err
-	}
 	conc := o.Concurrency
 	if conc <= 0 {
 		conc = cfg.Passback.Concurrency
+	}
+	// One kept-alive connection per sender actually used.
+	app.idleConns = conc
+	sender, err := app.sender()
+	if err != nil {
+		return err
 	}
 	eng := &passback.Engine{Store: st, Timeout: cfg.Passback.Timeout, Concurrency: conc, Now: app.Now, Sender: sender}
 	prog := newProgress(app, len(sendable))

@@ -145,6 +145,7 @@ func (app *App) httpClient() *http.Client {
 	if cfg, err := app.Config(); err == nil && cfg.Passback.Concurrency > t.MaxIdleConnsPerHost {
 		t.MaxIdleConnsPerHost = cfg.Passback.Concurrency
 	}
+	t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, app.idleConns)
 	return &http.Client{Transport: t}
 }
 

@@ -43,10 +43,14 @@ func (e *Engine) SendBatch(ctx context.Context, ps []*store.Passback, wait time.
 	blocked := map[string]bool{}
 	free, inflight := e.Concurrency, 0
 	type fin struct {
-		p *store.Passback
-		o Outcome
-		r store.Result
+		p     *store.Passback
+		o     Outcome
+		r     store.Result
+		again bool // a quick second try follows; not reported yet
 	}
+	tries := map[int64]int{}
+	var retryAt time.Time
+	var retrySoon []*store.Passback
 	results := make(chan fin, e.Concurrency)
 	var pending []fin
 	flush := func() error {
@@ -59,7 +63,9 @@ func (e *Engine) SendBatch(ctx context.Context, ps []*store.Passback, wait time.
 		}
 		err := e.Store.Complete(context.WithoutCancel(ctx), e.Owner, e.Now(), res)
 		for _, f := range pending {
-			done(f.p, f.o)
+			if !f.again {
+				done(f.p, f.o)
+			}
 		}
 		pending = pending[:0]
 		return err
@@ -67,10 +73,19 @@ func (e *Engine) SendBatch(ctx context.Context, ps []*store.Passback, wait time.
 	take := func(f fin) {
 		inflight--
 		free++
-		pending = append(pending, f)
 		if rateLimited(f.o) {
 			blocked[host(f.p)] = true
 		}
+		// Like a single score: one quick second try of a transient
+		// failure (a 5xx, or a 401 after which a new token was fetched),
+		// unless the LMS asked to slow down.
+		tries[f.p.ID]++
+		if f.o.Status == store.StatusRetry && tries[f.p.ID] < 2 && !blocked[host(f.p)] && e.Now().Before(deadline) {
+			f.again = true
+			retrySoon = append(retrySoon, f.p)
+			retryAt = e.Now().Add(time.Second)
+		}
+		pending = append(pending, f)
 	}
 	for {
 		// Fill free workers from the queue.
@@ -105,9 +120,13 @@ func (e *Engine) SendBatch(ctx context.Context, ps []*store.Passback, wait time.
 						if err != nil {
 							return err
 						}
-						if cur.Status == store.StatusSuperseded {
+						switch cur.Status {
+						case store.StatusSuperseded:
 							done(p, Outcome{Status: store.StatusSuperseded, Message: "a newer score for the same session was journaled"})
-						} else {
+						case store.StatusSent, store.StatusRejected:
+							// Another process (a sync) finished it meanwhile.
+							done(p, Outcome{Status: cur.Status, Message: cur.LastError, HTTPStatus: cur.HTTPStatus})
+						default:
 							later = append(later, p)
 						}
 						continue
@@ -132,15 +151,22 @@ func (e *Engine) SendBatch(ctx context.Context, ps []*store.Passback, wait time.
 					more = false
 				}
 			}
-			if len(pending) >= e.Concurrency || inflight == 0 {
-				if err := flush(); err != nil {
-					return err
-				}
+			// Record at once: a finished row must not sit in memory while
+			// its lease runs out.
+			if err := flush(); err != nil {
+				return err
 			}
 			continue
 		}
 		if err := flush(); err != nil {
 			return err
+		}
+		if len(retrySoon) > 0 && ctx.Err() == nil {
+			if d := retryAt.Sub(e.Now()); d > 0 {
+				time.Sleep(d)
+			}
+			queue, retrySoon = retrySoon, nil
+			continue
 		}
 		// Rows behind another process's in-flight row: try again a little
 		// later, within wait.

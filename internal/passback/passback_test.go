@@ -213,3 +213,67 @@ func TestDeadOwnerRowsAreResent(t *testing.T) {
 		t.Fatal("owners on other hosts must be presumed alive")
 	}
 }
+
+func TestSendBatch(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "db"))
+	var ps []*store.Passback
+	for i := 0; i < 4; i++ {
+		sess := session(t, s, fmt.Sprintf("b%d", i))
+		p := &store.Passback{SessionID: sess.ID, LaunchID: sess.LaunchID, Username: sess.Username, Score: "0.5",
+			Protocol: "lti11", TargetURL: "http://lms.example/outcomes", SourcedID: sess.SourcedID}
+		if i == 1 {
+			// Another LMS: the rate limit of lms.example must not hold it.
+			p.TargetURL = "http://other-lms.example/outcomes"
+		}
+		ps = append(ps, p)
+	}
+	if err := s.Enqueue(context.Background(), ps); err != nil {
+		t.Fatal(err)
+	}
+	// Row 0 was sent by a concurrent sync before the batch got to it.
+	other := &Engine{Store: s, Sender: SenderFunc(func(ctx context.Context, p *store.Passback) Outcome {
+		return Outcome{Status: store.StatusSent}
+	})}
+	if _, err := other.SendNow(context.Background(), []int64{ps[0].ID}, 0); err != nil {
+		t.Fatal(err)
+	}
+	calls := map[int64]int{}
+	var mu sync.Mutex
+	e := &Engine{Store: s, Concurrency: 2, Timeout: 5 * time.Second, Sender: SenderFunc(func(ctx context.Context, p *store.Passback) Outcome {
+		mu.Lock()
+		defer mu.Unlock()
+		calls[p.ID]++
+		switch {
+		case p.ID == ps[1].ID && calls[p.ID] == 1:
+			return Outcome{Status: store.StatusRetry, HTTPStatus: 503} // transient: one quick second try
+		case p.ID == ps[2].ID:
+			return Outcome{Status: store.StatusRetry, HTTPStatus: 429, RetryAfter: time.Minute}
+		}
+		return Outcome{Status: store.StatusSent}
+	})}
+	got := map[int64]string{}
+	err := e.SendBatch(context.Background(), ps, 5*time.Second, func(p *store.Passback, o Outcome) {
+		mu.Lock()
+		defer mu.Unlock()
+		got[p.ID] = o.Status
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[ps[0].ID] != store.StatusSent || calls[ps[0].ID] != 0 {
+		t.Errorf("row sent elsewhere: reported %q after %d sends", got[ps[0].ID], calls[ps[0].ID])
+	}
+	if got[ps[1].ID] != store.StatusSent || calls[ps[1].ID] != 2 {
+		t.Errorf("transient failure: %q after %d tries, want sent after 2", got[ps[1].ID], calls[ps[1].ID])
+	}
+	if got[ps[2].ID] != store.StatusRetry || calls[ps[2].ID] != 1 {
+		t.Errorf("rate-limited row: %q after %d tries, want retry after 1", got[ps[2].ID], calls[ps[2].ID])
+	}
+	// Same host as the rate-limited row: either sent before the 429 or left queued untried.
+	if st := got[ps[3].ID]; st != store.StatusSent && st != store.StatusPending {
+		t.Errorf("row 3: %q", st)
+	}
+	if len(got) != 4 {
+		t.Errorf("reported %d rows of 4", len(got))
+	}
+}
