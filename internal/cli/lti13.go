@@ -59,7 +59,7 @@ func (app *App) platform(issuer, clientID string) (ags.Platform, error) {
 		kid = k.KeyID()
 	}
 	return ags.Platform{Issuer: p.Issuer, ClientID: p.ClientID, TokenURL: p.TokenURL, Audience: p.Audience,
-		KeyID: kid, Key: k.RSA()}, nil
+		KeyID: kid, Key: k.RSA(), Canvas: p.Canvas}, nil
 }
 
 // defaultKeyFile is where `keys generate` writes without --out: the key

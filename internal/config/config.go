@@ -180,6 +180,9 @@ type Platform struct {
 	PrivateKeyFile string
 	// KeyID is the kid of the tool's key; "" means derived from the key.
 	KeyID string
+	// Canvas forces Canvas's score extension (new_submission: false) for a
+	// self-hosted Canvas whose issuer does not name Canvas.
+	Canvas bool
 }
 
 // Platform finds the platform of a launch by issuer and client id (an
@@ -276,6 +279,7 @@ type rawPlatform struct {
 	Audience       *string `toml:"audience"`
 	PrivateKeyFile *string `toml:"private_key_file"`
 	KeyID          *string `toml:"key_id"`
+	Canvas         *bool   `toml:"canvas"`
 }
 
 type rawConsumer struct {
@@ -292,7 +296,7 @@ var knownKeys = []string{
 	"lti11.consumers.key", "lti11.consumers.secret", "lti11.consumers.secret_file", "lti11.consumers.secret_env",
 	"passback.concurrency", "passback.timeout",
 	"lti13.platforms.issuer", "lti13.platforms.client_id", "lti13.platforms.token_url",
-	"lti13.platforms.audience", "lti13.platforms.private_key_file", "lti13.platforms.key_id",
+	"lti13.platforms.audience", "lti13.platforms.private_key_file", "lti13.platforms.key_id", "lti13.platforms.canvas",
 	"hub.spool_dir", "hub.record_timeout", "hub.env",
 	"sandbox.listen", "sandbox.hub_url", "sandbox.course_repo", "sandbox.consumer_key",
 }
@@ -889,7 +893,8 @@ func (c *Config) resolvePlatforms(raws []rawPlatform) error {
 	}
 	for i, r := range raws {
 		p := Platform{Issuer: str(r.Issuer), ClientID: str(r.ClientID), TokenURL: str(r.TokenURL),
-			Audience: str(r.Audience), PrivateKeyFile: str(r.PrivateKeyFile), KeyID: str(r.KeyID)}
+			Audience: str(r.Audience), PrivateKeyFile: str(r.PrivateKeyFile), KeyID: str(r.KeyID),
+			Canvas: r.Canvas != nil && *r.Canvas}
 		for name, v := range map[string]string{"issuer": p.Issuer, "client_id": p.ClientID, "token_url": p.TokenURL, "private_key_file": p.PrivateKeyFile} {
 			if v == "" {
 				return errorf("%s: lti13.platforms[%d] has no %s", src, i, name)
@@ -917,6 +922,7 @@ func (c *Config) resolvePlatforms(raws []rawPlatform) error {
 		c.record(pre+"audience", p.Audience, OriginFile, src)
 		c.record(pre+"private_key_file", p.PrivateKeyFile, OriginFile, src)
 		c.record(pre+"key_id", p.KeyID, OriginFile, src)
+		c.record(pre+"canvas", strconv.FormatBool(p.Canvas), OriginFile, src)
 	}
 	return nil
 }

@@ -480,6 +480,7 @@ token_url = "http://127.0.0.1:9999/token"
 audience = "https://moodle.example.edu/aud"
 private_key_file = "/etc/ltigrade/lti13.pem"
 key_id = "k1"
+canvas = true
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -488,7 +489,7 @@ key_id = "k1"
 	if err != nil || p.Audience != p.TokenURL || p.PrivateKeyFile != filepath.Join(dir, "lti13.pem") {
 		t.Fatalf("canvas platform: %+v %v", p, err)
 	}
-	if p, err := c.Platform("https://moodle.example.edu", ""); err != nil || p.KeyID != "k1" {
+	if p, err := c.Platform("https://moodle.example.edu", ""); err != nil || p.KeyID != "k1" || !p.Canvas {
 		t.Fatalf("moodle platform: %+v %v", p, err)
 	}
 	if _, err := c.Platform("https://other", "x"); err == nil {
