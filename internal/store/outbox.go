@@ -53,6 +53,11 @@ func (s *SQLite) Enqueue(ctx context.Context, ps []*Passback) error {
 		if p.CreatedAt.IsZero() {
 			p.CreatedAt = time.Now()
 		}
+		if p.Protocol == "ags" {
+			if err := secondAfterPrevious(ctx, tx, p); err != nil {
+				return s.wrap(err)
+			}
+		}
 		p.UpdatedAt = p.CreatedAt
 		p.Status = StatusPending
 		res, err := stmt.ExecContext(ctx, p.SessionID, p.LaunchID, p.Username, p.Notebook, p.Score, p.ScoreGiven,
@@ -341,4 +346,31 @@ func (s *SQLite) ListPassbacks(ctx context.Context, f PassbackFilter) ([]Passbac
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
 	return s.listTx(ctx, nil, q, args...)
+}
+
+// secondAfterPrevious keeps AGS score timestamps of a session strictly
+// increasing at whole-second resolution: Moodle compares timestamps to the
+// second and refuses an equal one (409), so a newer score created in the
+// same second as the previous one would be refused as stale. The timestamp
+// moves forward by under a second per score created that fast, and never
+// more than maxBump ahead of the creation time.
+func secondAfterPrevious(ctx context.Context, tx *sql.Tx, p *Passback) error {
+	const maxBump = 20 * time.Second
+	var prev sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MAX(created_at) FROM passbacks WHERE session_id = ? AND protocol = 'ags'`,
+		p.SessionID).Scan(&prev); err != nil {
+		return err
+	}
+	if !prev.Valid {
+		return nil
+	}
+	last := fromMicros(prev.Int64).Truncate(time.Second)
+	if p.CreatedAt.Truncate(time.Second).After(last) {
+		return nil
+	}
+	bumped := last.Add(time.Second).Add(p.CreatedAt.Sub(p.CreatedAt.Truncate(time.Second)))
+	if bumped.Sub(p.CreatedAt) <= maxBump {
+		p.CreatedAt = bumped
+	}
+	return nil
 }

@@ -371,3 +371,36 @@ func TestUncertainAttemptHoldsNewerScores(t *testing.T) {
 		}
 	})
 }
+
+// Moodle compares AGS score timestamps to the second: scores of one session
+// created within the same second must still get increasing seconds.
+func TestAGSTimestampsIncreasePerSecond(t *testing.T) {
+	forEach(t, func(t *testing.T, s Store, _ func() Store) {
+		ctx := context.Background()
+		sess, _ := s.RecordLaunch(ctx, mkLaunch("alice", "hw1", t0))
+		base := t0.Add(123 * time.Millisecond)
+		var prev time.Time
+		for i := 0; i < 3; i++ {
+			p := &Passback{SessionID: sess.ID, LaunchID: sess.LaunchID, Username: "alice", Score: "0.5",
+				Protocol: "ags", TargetURL: "https://lms/li", CreatedAt: base.Add(time.Duration(i) * 10 * time.Millisecond)}
+			if err := s.Enqueue(ctx, []*Passback{p}); err != nil {
+				t.Fatal(err)
+			}
+			if i > 0 && !p.CreatedAt.Truncate(time.Second).After(prev.Truncate(time.Second)) {
+				t.Fatalf("score %d at %v, previous at %v: same second", i, p.CreatedAt, prev)
+			}
+			prev = p.CreatedAt
+		}
+		if prev.Sub(base) > 3*time.Second {
+			t.Fatalf("timestamps drifted %v", prev.Sub(base))
+		}
+		// A score created a while later keeps its own time.
+		later := t0.Add(time.Minute)
+		p := &Passback{SessionID: sess.ID, LaunchID: sess.LaunchID, Username: "alice", Score: "0.5",
+			Protocol: "ags", TargetURL: "https://lms/li", CreatedAt: later}
+		s.Enqueue(ctx, []*Passback{p})
+		if !p.CreatedAt.Equal(later) {
+			t.Fatalf("a later score was moved: %v", p.CreatedAt)
+		}
+	})
+}
