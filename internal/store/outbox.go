@@ -68,7 +68,7 @@ func (s *SQLite) Enqueue(ctx context.Context, ps []*Passback) error {
 		}
 		p.ID, _ = res.LastInsertId()
 		// The newest score of a session makes its older unsent ones moot.
-		now := micros(p.CreatedAt)
+		now := micros(time.Now())
 		if _, err := tx.ExecContext(ctx, supersedeSQL+` AND session_id = ?`, now, now, p.SessionID); err != nil {
 			return s.wrap(err)
 		}
