@@ -3,18 +3,15 @@ package lti11
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"github.com/ltigrade/ltigrade/internal/lmsmsg"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Status classifies what became of one outcome request.
@@ -272,54 +269,6 @@ func nonceReplay(s string) bool {
 	return false
 }
 
-func containsFold(s, sub string) bool {
-	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
-}
-
-// retryAfter reads Retry-After as delay-seconds or an HTTP date.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		if n > int64(MaxRetryAfter/time.Second) {
-			return MaxRetryAfter
-		}
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	} else {
-		return 0
-	}
-	return min(max(d, 0), MaxRetryAfter)
-}
-
-// describeErr renders a transport error without the request URL that
-// *url.Error adds (it may carry tokens in its query) and with timeouts
-// named plainly.
-func describeErr(err error) string {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timed out"
-	case errors.Is(err, context.Canceled):
-		return "cancelled"
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return "timed out"
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err.Error()
-	}
-	return err.Error()
-}
-
 var (
 	tagRE = regexp.MustCompile(`<[^>]*>`)
 	sigRE = regexp.MustCompile(`(?i)(oauth_signature\s*=\s*"?)[^",&\s]*`)
@@ -336,37 +285,6 @@ func bodySnippet(body []byte) string {
 		b = b[:64<<10]
 	}
 	return sanitize(tagRE.ReplaceAllString(string(b), " "))
-}
-
-// sanitize makes s a single line: invalid UTF-8, control characters and
-// Unicode line, paragraph and bidi-override characters become spaces, and
-// runs of spaces collapse.
-func sanitize(s string) string {
-	var b strings.Builder
-	space := false
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		if r == utf8.RuneError || unicode.IsControl(r) || unicode.IsSpace(r) ||
-			r == '\u2028' || r == '\u2029' || (r >= '\u202A' && r <= '\u202E') || (r >= '\u2066' && r <= '\u2069') {
-			space = true
-			continue
-		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n]) + "…"
 }
 
 // redactor scrubs credentials from messages. The secret never goes on the
@@ -409,3 +327,12 @@ func (r *redactor) scrub(s string) string {
 	}
 	return sigRE.ReplaceAllString(s, "${1}[redacted]")
 }
+
+// The LMS answer helpers shared with the other client live in lmsmsg.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	return lmsmsg.RetryAfter(h, now, MaxRetryAfter)
+}
+func describeErr(err error) string    { return lmsmsg.DescribeErr(err) }
+func sanitize(s string) string        { return lmsmsg.Sanitize(s) }
+func truncate(s string, n int) string { return lmsmsg.Truncate(s, n) }
+func containsFold(s, sub string) bool { return lmsmsg.ContainsFold(s, sub) }
