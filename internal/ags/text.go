@@ -1,12 +1,13 @@
 package ags
 
 import (
-	"github.com/ltigrade/ltigrade/internal/lmsmsg"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ltigrade/ltigrade/internal/lmsmsg"
 )
 
 // maxMessage is the longest text kept in an Outcome or error message, in runes.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/ltigrade/ltigrade/internal/lmsmsg"
 	"io"
 	"net/http"
 	"net/url"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ltigrade/ltigrade/internal/lmsmsg"
 )
 
 // Status classifies what became of one outcome request.
