@@ -24,20 +24,22 @@ func (app *App) sender() (passback.Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cache ags.TokenCache = ags.NewMemoryCache()
-	agsSender := &passback.AGSSender{Platform: app.platform}
-	if sq, ok := st.(*store.SQLite); ok {
-		cache = passback.StoreTokenCache{Store: sq}
-		agsSender.Found = func(ctx context.Context, p *store.Passback, lineitem string) {
+	agsSender := &passback.AGSSender{Client: app.agsClient(st), Platform: app.platform,
+		Found: func(ctx context.Context, p *store.Passback, lineitem string) {
 			// Best effort: a failed write only costs another lookup.
-			_ = sq.SetLineItem(ctx, p.LaunchID, p.SessionID, lineitem)
-		}
-	}
-	agsSender.Client = &ags.Client{HTTP: app.httpClient(), Cache: cache}
+			_ = st.SetLineItem(ctx, p.LaunchID, p.SessionID, lineitem)
+		}}
 	return passback.Protocols{
 		"lti11": &passback.LTI11Sender{Client: &lti11.Client{HTTP: app.httpClient()}, Secret: app.secretFunc()},
 		"ags":   agsSender,
 	}, nil
+}
+
+// agsClient is an AGS client whose tokens are shared through the store by
+// every ltigrade process (one token request per score would get the tool
+// rate-limited).
+func (app *App) agsClient(st store.Store) *ags.Client {
+	return &ags.Client{HTTP: app.httpClient(), Cache: passback.StoreTokenCache{Store: st}}
 }
 
 // platform loads an LTI 1.3 registration with its private key.
@@ -213,11 +215,7 @@ func runAGSResult(app *App, sess *store.Session, op lti11.Op, asJSON bool) error
 	if err != nil {
 		return err
 	}
-	var cache ags.TokenCache = ags.NewMemoryCache()
-	if sq, ok := st.(*store.SQLite); ok {
-		cache = passback.StoreTokenCache{Store: sq}
-	}
-	c := &ags.Client{HTTP: app.httpClient(), Cache: cache}
+	c := app.agsClient(st)
 	ctx := app.Context()
 	lineitem := sess.LineItem
 	out := struct {

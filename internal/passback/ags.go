@@ -85,10 +85,7 @@ func (m Protocols) Send(ctx context.Context, p *store.Passback) Outcome {
 // StoreTokenCache keeps AGS tokens in the store, so the processes a grader
 // hook starts one per student share one token.
 type StoreTokenCache struct {
-	Store interface {
-		Token(ctx context.Context, key string, now time.Time) (string, time.Time, bool, error)
-		PutToken(ctx context.Context, key, token string, expires time.Time) error
-	}
+	Store store.Store
 }
 
 // Get implements ags.TokenCache.

@@ -190,6 +190,13 @@ type Store interface {
 	Passback(ctx context.Context, id int64) (*Passback, error)
 	ListPassbacks(ctx context.Context, f PassbackFilter) ([]Passback, error)
 
+	// SetLineItem keeps the AGS line item found for a launch that named
+	// only its container, on the launch and its undelivered scores.
+	SetLineItem(ctx context.Context, launchID, sessionID int64, lineitem string) error
+	// Token and PutToken cache AGS access tokens for every process.
+	Token(ctx context.Context, key string, now time.Time) (token string, expires time.Time, ok bool, err error)
+	PutToken(ctx context.Context, key, token string, expires time.Time) error
+
 	Close() error
 }
 
