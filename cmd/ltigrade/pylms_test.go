@@ -9,35 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/ltigrade/ltigrade/internal/testenv"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-var (
-	pythonOnce sync.Once
-	pythonPath string
-	pythonErr  error
-)
-
-// python finds the venv interpreter with oauthlib: $LTIGRADE_PYTHON (set by
-// `make test`), else the project's own scripts/python-env.sh builds it.
-func python() (string, error) {
-	pythonOnce.Do(func() {
-		if p := os.Getenv("LTIGRADE_PYTHON"); p != "" {
-			pythonPath = p
-			return
-		}
-		out, err := exec.Command("bash", filepath.Join("..", "..", "scripts", "python-env.sh")).Output()
-		if err != nil {
-			pythonErr = fmt.Errorf("scripts/python-env.sh: %v", err)
-			return
-		}
-		pythonPath = strings.TrimSpace(string(out))
-	})
-	return pythonPath, pythonErr
-}
+// python is the interpreter of the doubles' venv (see internal/testenv).
+func python() (string, error) { return testenv.Python() }
 
 // cmdPyLMS drives the independent Python LMS double (testdata/lmsdouble/lms.py),
 // which verifies signatures and body hashes with oauthlib:

@@ -6,87 +6,45 @@ package ags
 // skips, otherwise a missing Python fails.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ltigrade/ltigrade/internal/keys"
-)
-
-var (
-	pythonOnce sync.Once
-	pythonPath string
-	pythonErr  error
+	"github.com/ltigrade/ltigrade/internal/testenv"
 )
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return root
 }
 
+// python returns the interpreter of the doubles' venv.
 func python(t *testing.T) string {
 	t.Helper()
 	if os.Getenv("LTIGRADE_SKIP_PYTHON") == "1" {
 		t.Skip("LTIGRADE_SKIP_PYTHON=1: skipping the independent PyJWT platform double")
 	}
-	if p := os.Getenv("LTIGRADE_PYTHON"); p != "" {
-		return p
+	py, err := testenv.Python()
+	if err != nil {
+		t.Fatalf("cannot get the python venv (set LTIGRADE_PYTHON, or LTIGRADE_SKIP_PYTHON=1 to skip): %v", err)
 	}
-	root := repoRoot(t)
-	pythonOnce.Do(func() {
-		var stderr bytes.Buffer
-		cmd := exec.Command("bash", filepath.Join(root, "scripts", "python-env.sh"))
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			pythonErr = fmt.Errorf("scripts/python-env.sh: %v\n%s", err, stderr.String())
-			return
-		}
-		pythonPath = strings.TrimSpace(string(out))
-	})
-	if pythonErr != nil {
-		t.Fatalf("cannot get the python venv (set LTIGRADE_PYTHON, or LTIGRADE_SKIP_PYTHON=1 to skip): %v", pythonErr)
-	}
-	return pythonPath
+	return py
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = testenv.LockedBuffer
 
 type agsDouble struct {
 	base string

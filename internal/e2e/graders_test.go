@@ -26,6 +26,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ltigrade/ltigrade/internal/testenv"
 )
 
 const (
@@ -109,14 +111,11 @@ func loadGraderEnv(t *testing.T) map[string]string {
 // (set by `make test`), else scripts/python-env.sh.
 func doublePython(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("LTIGRADE_PYTHON"); p != "" {
-		return p
-	}
-	out, err := exec.Command("bash", filepath.Join(repoRoot(t), "scripts", "python-env.sh")).Output()
+	py, err := testenv.Python()
 	if err != nil {
-		t.Fatalf("scripts/python-env.sh: %v", err)
+		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(out))
+	return py
 }
 
 // graderWorld: ltigrade with a config, the LMS double, a temp dir.

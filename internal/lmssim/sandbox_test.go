@@ -15,12 +15,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ltigrade/ltigrade/internal/launch"
 	"github.com/ltigrade/ltigrade/internal/lti11"
+	"github.com/ltigrade/ltigrade/internal/testenv"
 )
 
 const sbSecret = "sandbox-s3cret-never-shown"
@@ -364,28 +364,16 @@ func TestBuilderValidation(t *testing.T) {
 // Python side: oauthlib, as used by ltiauthenticator on the real hub, must
 // accept the sandbox's launches. LTIGRADE_SKIP_PYTHON=1 skips; otherwise a
 // missing Python is a failure, as in internal/lti11.
-var (
-	pyOnce sync.Once
-	pyPath string
-	pyErr  error
-)
-
 func python(t *testing.T) string {
 	t.Helper()
 	if os.Getenv("LTIGRADE_SKIP_PYTHON") == "1" {
 		t.Skip("LTIGRADE_SKIP_PYTHON=1: skipping the oauthlib check")
 	}
-	if p := os.Getenv("LTIGRADE_PYTHON"); p != "" {
-		return p
+	py, err := testenv.Python()
+	if err != nil {
+		t.Fatalf("cannot get the python venv (set LTIGRADE_PYTHON, or LTIGRADE_SKIP_PYTHON=1 to skip): %v", err)
 	}
-	pyOnce.Do(func() {
-		out, err := exec.Command("bash", filepath.Join(repoRoot(t), "scripts", "python-env.sh")).Output()
-		pyPath, pyErr = strings.TrimSpace(string(out)), err
-	})
-	if pyErr != nil {
-		t.Fatalf("cannot get the python venv (set LTIGRADE_PYTHON, or LTIGRADE_SKIP_PYTHON=1 to skip): %v", pyErr)
-	}
-	return pyPath
+	return py
 }
 
 func repoRoot(t *testing.T) string {
