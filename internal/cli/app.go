@@ -22,10 +22,15 @@ type App struct {
 	Now      func() time.Time
 	// OutIsTTY chooses tables (terminal) over tab-separated lines (pipes).
 	OutIsTTY bool
+	// ErrIsTTY allows progress bars on stderr.
+	ErrIsTTY bool
 
 	// idleConns, if set, is the keep-alive connections per LMS host a
 	// batch needs (its --concurrency).
 	idleConns int
+
+	// spoolChecked: the hook's spool was caught up with (catchUpSpool).
+	spoolChecked bool
 
 	configFlag string
 	dbFlag     string
@@ -41,6 +46,7 @@ func NewApp() *App {
 		Getenv:   os.Getenv,
 		Now:      time.Now,
 		OutIsTTY: isatty.IsTerminal(os.Stdout.Fd()),
+		ErrIsTTY: isatty.IsTerminal(os.Stderr.Fd()),
 		ctx:      context.Background(),
 	}
 }

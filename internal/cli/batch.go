@@ -3,13 +3,10 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/mattn/go-isatty"
 
 	"github.com/ltigrade/ltigrade/internal/batch"
 	"github.com/ltigrade/ltigrade/internal/config"
@@ -286,9 +283,8 @@ type progress struct {
 }
 
 func newProgress(app *App, total int) *progress {
-	f, ok := app.Err.(*os.File)
 	return &progress{app: app, total: total, counts: map[string]int{},
-		on: ok && isatty.IsTerminal(f.Fd()) && total > 1}
+		on: app.ErrIsTTY && total > 1}
 }
 
 func (p *progress) step(status string) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -255,11 +256,13 @@ func runDemoLTI13(app *App, keep bool) error {
 		}
 		claims := map[string]any{
 			"iss": demoIssuer, "aud": demoClientID, "sub": as["user_id"],
-			"name":                          as["lis_person_name_full"],
-			claimPrefix + "message_type":    "LtiResourceLinkRequest",
-			claimPrefix + "version":         "1.3.0",
-			claimPrefix + "deployment_id":   "deployment-1",
-			claimPrefix + "target_link_uri": "https://hub.example.org/hub/lti13/launch",
+			"name":                        as["lis_person_name_full"],
+			claimPrefix + "message_type":  "LtiResourceLinkRequest",
+			claimPrefix + "version":       "1.3.0",
+			claimPrefix + "deployment_id": "deployment-1",
+			// The nbgitpuller link in a signed place (docs/lti13.md): the
+			// browser's login-initiation next alone would not count.
+			claimPrefix + "target_link_uri": "https://hub.example.org/hub/lti13/launch?next=" + url.QueryEscape(as["next"]),
 			claimPrefix + "roles":           []string{"http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"},
 			claimPrefix + "resource_link":   map[string]string{"id": as["resource_link_id"], "title": as["resource_link_title"]},
 			claimPrefix + "context":         map[string]string{"id": c.ID, "label": c.Label, "title": c.Title},

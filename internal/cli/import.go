@@ -166,7 +166,7 @@ func runImportLTIPassParams(app *App, file string, f importFlags) error {
 			rep.Warnings = append(rep.Warnings, importer.Problem{Row: r.ID, Reason: fmt.Sprintf(
 				"consumer key %q is not in [[lti11.consumers]]: scores for its sessions cannot be sent until it is", k)})
 		}
-		sl := toStoreLaunch(r.Launch, cfg.Paths.NbgitpullerParent)
+		sl := r.Launch.StoreLaunch(cfg.Paths.NbgitpullerParent)
 		sl.RecordedAt = app.Now()
 		batch = append(batch, sl)
 		rows = append(rows, r)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/ltigrade/ltigrade/internal/termsafe"
 )
 
 // printJSON writes v as indented JSON: the --json contract.
@@ -23,12 +25,18 @@ func printJSON(w io.Writer, v any) error {
 // header-less tab-separated lines in a pipe (one record per line, tabs and
 // newlines inside cells replaced so `cut` and `awk` keep working).
 func (a *App) printTable(header []string, rows [][]string) error {
+	// Cells may hold LMS-provided text: one line each, no terminal
+	// escapes, no tabs to shift TSV columns.
+	safe := make([][]string, len(rows))
+	for j, r := range rows {
+		safe[j] = make([]string, len(r))
+		for i, c := range r {
+			safe[j][i] = termsafe.Field(c)
+		}
+	}
+	rows = safe
 	if !a.OutIsTTY {
-		for _, r := range rows {
-			cells := make([]string, len(r))
-			for i, c := range r {
-				cells[i] = strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(c)
-			}
+		for _, cells := range rows {
 			if _, err := fmt.Fprintln(a.Out, strings.Join(cells, "\t")); err != nil {
 				return err
 			}

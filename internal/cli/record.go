@@ -2,9 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -12,7 +15,16 @@ import (
 	"github.com/ltigrade/ltigrade/internal/launch"
 	"github.com/ltigrade/ltigrade/internal/spool"
 	"github.com/ltigrade/ltigrade/internal/store"
+	"github.com/ltigrade/ltigrade/internal/termsafe"
 )
+
+// printWarnings passes a parsed launch's warnings to stderr, where the hub
+// hook logs them.
+func printWarnings(app *App, ws []string) {
+	for _, w := range ws {
+		fmt.Fprintf(app.Err, "ltigrade: warning: %s\n", termsafe.Field(w))
+	}
+}
 
 // maxLaunchBytes bounds what record reads; launch.Parse rejects more.
 const maxLaunchBytes = 1 << 20
@@ -64,25 +76,32 @@ the spool's failed/ folder and kept.`,
 	return cmd
 }
 
-func readInput(app *App, src string) ([]byte, error) {
+// readInput reads FILE or standard input ("-"), at most limit bytes: more
+// is refused (exit 2), never cut, since a cut batch would send a truncated
+// last score and drop the rows after it.
+func readInput(app *App, src string, limit int64) ([]byte, error) {
 	var r io.Reader = app.In
+	name := "standard input"
 	if src != "-" {
 		f, err := os.Open(src)
 		if err != nil {
 			return nil, usageErr("%v", err)
 		}
 		defer f.Close()
-		r = f
+		r, name = f, src
 	}
-	data, err := io.ReadAll(io.LimitReader(r, maxLaunchBytes+1))
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, usageErr("read %s: %v", src, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, usageErr("%s is larger than %d MiB; nothing was journaled", name, limit>>20)
 	}
 	return data, nil
 }
 
 func runRecord(app *App, src string, asJSON bool) error {
-	data, err := readInput(app, src)
+	data, err := readInput(app, src, maxLaunchBytes)
 	if err != nil {
 		return err
 	}
@@ -98,7 +117,8 @@ func runRecord(app *App, src string, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	sl := toStoreLaunch(l, cfg.Paths.NbgitpullerParent)
+	printWarnings(app, l.Warnings)
+	sl := l.StoreLaunch(cfg.Paths.NbgitpullerParent)
 	sl.RecordedAt = app.Now()
 	sess, err := st.RecordLaunch(app.Context(), sl)
 	if err != nil {
@@ -108,6 +128,9 @@ func runRecord(app *App, src string, asJSON bool) error {
 		return printJSON(app.Out, sessionJSON(sess))
 	}
 	where := "no nbgitpuller link"
+	if sess.PullError != "" {
+		where = "nbgitpuller link refused"
+	}
 	if sess.Checkout != "" {
 		where = "checkout " + sess.Checkout
 		if sess.Opened != "" {
@@ -115,7 +138,7 @@ func runRecord(app *App, src string, asJSON bool) error {
 		}
 	}
 	_, err = fmt.Fprintf(app.Out, "recorded launch %d (session %d) for %s: %s (%s)\n",
-		sl.ID, sess.ID, sess.Username, dash(sess.ResourceLinkTitle), where)
+		sl.ID, sess.ID, termsafe.Field(sess.Username), termsafe.Field(dash(sess.ResourceLinkTitle)), termsafe.Field(where))
 	return err
 }
 
@@ -195,7 +218,8 @@ func ingestSpool(app *App) (spool.Stats, error) {
 			if err != nil {
 				return err
 			}
-			sl := toStoreLaunch(l, cfg.Paths.NbgitpullerParent)
+			printWarnings(app, l.Warnings)
+			sl := l.StoreLaunch(cfg.Paths.NbgitpullerParent)
 			sl.RecordedAt = app.Now()
 			staged = append(staged, sl)
 			return nil
@@ -222,23 +246,68 @@ func recordLaunches(ctx context.Context, st store.Store, ls []*store.Launch) err
 	return nil
 }
 
-// toStoreLaunch flattens a parsed launch; parent is the hub's
-// NBGITPULLER_PARENTPATH, where nbgitpuller puts checkouts.
-func toStoreLaunch(l *launch.Launch, parent string) *store.Launch {
-	sl := &store.Launch{
-		Username: l.Username, Version: l.Version, Platform: l.Platform, ClientID: l.ClientID,
-		DeploymentID: l.DeploymentID, LTIUserID: l.LTIUserID, ResourceLinkID: l.ResourceLinkID,
-		ResourceLinkTitle: l.ResourceLinkTitle, ContextID: l.ContextID, ContextLabel: l.ContextLabel,
-		ContextTitle: l.ContextTitle, Roles: l.Roles, OutcomeURL: l.OutcomeURL, SourcedID: l.SourcedID,
-		ResultDataAccepted: l.ResultDataAccepted, SubmittedAtAccepted: l.SubmittedAtAccepted,
-		LineItem: l.LineItem, LineItems: l.LineItems, AGSScopes: l.AGSScopes,
-		NextURL: l.NextURL, LaunchedAt: l.LaunchedAt, AuthState: l.AuthState,
+// catchUpSpool records what the hub hook spooled and nobody has recorded
+// yet, once per process, before anything resolves a notebook: the hook
+// records in the background a few seconds after a login (or, if its
+// recorder failed, at the next sync), and a score resolved in that window
+// would not see the launch that the student just made. With an empty spool
+// this costs one directory listing. A spool this process cannot read is not
+// an error, but the user is told that recent launches may be missing.
+func (app *App) catchUpSpool() {
+	if app.spoolChecked {
+		return
 	}
-	if p := l.Pull; p != nil {
-		sl.Repo = p.Repo
-		sl.Checkout = p.Checkout(parent)
-		sl.Opened = p.OpenedPath(parent)
-		sl.OpenedFile = p.OpenedFile
+	app.spoolChecked = true
+	cfg, err := app.Config()
+	if err != nil || cfg.Hub.SpoolDir == "" {
+		return
 	}
-	return sl
+	pending, err := spoolPending(cfg.Hub.SpoolDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return
+	case err != nil:
+		fmt.Fprintf(app.Err, "ltigrade: warning: cannot read the hub's spool %s (%v): launches of the last few seconds may not be seen yet\n",
+			cfg.Hub.SpoolDir, unwrapPathErr(err))
+		return
+	case !pending:
+		return
+	}
+	st, err := ingestSpool(app)
+	reportSpoolFailures(app, st)
+	if err != nil {
+		fmt.Fprintf(app.Err, "ltigrade: warning: spooled launches not recorded (%v): launches of the last few seconds may not be seen yet\n", err)
+	}
+}
+
+// spoolPending reports whether the spool directory holds anything to
+// record: a launch file, or a claim a dead ingester may have left.
+func spoolPending(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	for {
+		names, err := f.Readdirnames(64)
+		for _, n := range names {
+			if n != spool.FailedDir && !strings.HasPrefix(n, ".tmp-") {
+				return true, nil
+			}
+		}
+		if err == io.EOF || len(names) == 0 {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}
+
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

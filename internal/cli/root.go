@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ltigrade/ltigrade/internal/termsafe"
 )
 
 // Version is stamped by goreleaser (-ldflags "-X ...cli.Version=v1.2.3").
@@ -42,6 +44,10 @@ func Main() int {
 // tests call it directly.
 func Run(app *App, args []string) (code int) {
 	defer app.Close()
+	// Whatever a command prints, LMS-provided text in it cannot drive the
+	// terminal (escapes, bidi overrides); fields are also cleaned where
+	// they are formatted, so they cannot add lines.
+	app.Out, app.Err = termsafe.Writer(app.Out), termsafe.Writer(app.Err)
 	// A bug must not exit 2 (Go's panic status), which callers read as
 	// "usage error": report it as the unexpected error it is.
 	defer func() {
@@ -61,7 +67,7 @@ func Run(app *App, args []string) (code int) {
 			if !strings.HasPrefix(msg, "ltigrade: ") {
 				msg = "ltigrade: " + msg
 			}
-			fmt.Fprintln(app.Err, msg)
+			fmt.Fprintln(app.Err, termsafe.Lines(msg))
 			if hint != "" {
 				fmt.Fprintf(app.Err, "hint: %s\n", hint)
 			}

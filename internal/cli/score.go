@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -19,87 +18,6 @@ import (
 	"github.com/ltigrade/ltigrade/internal/score"
 	"github.com/ltigrade/ltigrade/internal/store"
 )
-
-func newResolveCmd(app *App) *cobra.Command {
-	var user string
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "resolve NOTEBOOK",
-		Short: "Find the launch (LMS assignment) a notebook's score belongs to",
-		Long: `Find the session a score for NOTEBOOK belongs to.
-
-An absolute path is matched against paths.home and paths.patterns to learn the user
-and the path inside their notebook root; a relative path is taken from the current
-directory, or, with --user, inside that user's notebook root. Among the user's
-sessions the launch that opened exactly this notebook wins, then the deepest opened
-folder containing it, then the checkout containing it.
-
-Exit codes: 3 when no session matches, 4 when two LMS assignments match equally well.`,
-		Example: `  ltigrade resolve /home/jupyter-alice/materials/hw1/hw1.ipynb
-  ltigrade resolve --user alice materials/hw1/hw1.ipynb --json`,
-		Args: args(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			res, err := resolveNotebook(app, a[0], user)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(app.Out, res)
-			}
-			s := res.Match.Session
-			_, err = fmt.Fprintf(app.Out, "%s → session %d (launch %d): %s, %q in %s, matched by %s\n",
-				res.Path, s.ID, s.LaunchID, s.Username, s.ResourceLinkTitle, dash(s.ContextLabel), res.Match.How)
-			return err
-		},
-	}
-	cmd.Flags().StringVar(&user, "user", "", "JupyterHub user; NOTEBOOK is then inside their notebook root")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, including how it matched")
-	return cmd
-}
-
-func resolveNotebook(app *App, notebook, user string) (*resolve.Result, error) {
-	cfg, err := app.Config()
-	if err != nil {
-		return nil, err
-	}
-	st, err := app.Store()
-	if err != nil {
-		return nil, err
-	}
-	r := &resolve.Resolver{Store: st, Layout: cfg.Paths.Layout()}
-	return r.Resolve(app.Context(), notebook, user)
-}
-
-// target finds the session a command acts on: --launch ID, or resolve.
-func target(app *App, notebook, user string, launchID int64) (*store.Session, *resolve.Result, error) {
-	if launchID == 0 {
-		res, err := resolveNotebook(app, notebook, user)
-		if err != nil {
-			return nil, nil, err
-		}
-		s := res.Match.Session
-		return &s, res, nil
-	}
-	st, err := app.Store()
-	if err != nil {
-		return nil, nil, err
-	}
-	l, err := st.Launch(app.Context(), launchID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, withCode(ExitNoSession, fmt.Errorf("no launch %d", launchID), "list launches with: ltigrade sessions list --all")
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	sess, err := st.Session(app.Context(), l.SessionID)
-	if err != nil {
-		return nil, nil, err
-	}
-	// Send to the outcome target of the launch asked for, under its session.
-	sess.Launch = *l
-	sess.LaunchID = l.ID
-	return sess, nil, nil
-}
 
 // outcomeTarget checks that the session can take a score: an LTI 1.1
 // outcome service with a known consumer, or an LTI 1.3 AGS endpoint with a
@@ -220,7 +138,7 @@ sent (or superseded), else the most serious of 6, 4, 3, 5.`,
 				if o.user != "" || o.launch != 0 || o.outOf != 0 || o.comment != "" {
 					return usageErr("--batch takes user, out_of and comment from its rows; drop --user, --launch, --out-of and --comment")
 				}
-				data, err := readInput(app, o.batch)
+				data, err := readInput(app, o.batch, batch.MaxInput)
 				if err != nil {
 					return err
 				}

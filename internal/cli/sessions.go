@@ -10,13 +10,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ltigrade/ltigrade/internal/resolve"
 	"github.com/ltigrade/ltigrade/internal/store"
+	"github.com/ltigrade/ltigrade/internal/termsafe"
 )
 
 // sessionOut is the --json shape of a session or launch; its field names
 // are a public contract (docs/json.md).
 type sessionOut struct {
 	store.Session
+	// Covers is what the session covers (sessions show only).
+	*resolve.Cover
 	AuthState json.RawMessage `json:"auth_state,omitempty"`
 }
 
@@ -160,10 +164,29 @@ func newSessionsShowCmd(app *App) *cobra.Command {
 			if err != nil {
 				return withCode(ExitNoSession, fmt.Errorf("no session %d", id), "list sessions with: ltigrade sessions list")
 			}
+			course, err := st.CourseNotebooks(app.Context(), s.Platform, s.ContextID)
+			if err != nil {
+				return err
+			}
+			cover := resolve.Coverage(*s, course)
 			out := sessionJSON(s)
+			out.Cover = &cover
 			out.AuthState = json.RawMessage(s.AuthState)
 			if asJSON {
 				return printJSON(app.Out, out)
+			}
+			covers := cover.Kind
+			if cover.Path != "" {
+				covers = cover.Path + " (" + cover.Kind + ")"
+			}
+			covers += ": " + cover.Why
+			link := ""
+			switch {
+			case s.NextURL == "":
+			case s.NextSigned:
+				link = "signed by the LMS"
+			default:
+				link = "UNVERIFIED: from the browser's unsigned login request; counts only where other users' launches of this assignment opened the same path"
 			}
 			kv := [][2]string{
 				{"session", strconv.FormatInt(s.ID, 10)}, {"launch", strconv.FormatInt(s.LaunchID, 10)},
@@ -172,14 +195,16 @@ func newSessionsShowCmd(app *App) *cobra.Command {
 				{"course", strings.TrimSpace(s.ContextLabel + " " + s.ContextTitle + " (" + s.ContextID + ")")},
 				{"assignment", s.ResourceLinkTitle + " (" + s.ResourceLinkID + ")"}, {"roles", s.Roles},
 				{"outcome url", s.OutcomeURL}, {"sourcedid", s.SourcedID}, {"lineitem", s.LineItem},
-				{"repo", s.Repo}, {"checkout", s.Checkout}, {"opened", s.Opened}, {"next url", s.NextURL},
+				{"repo", s.Repo}, {"checkout", s.Checkout}, {"opened", s.Opened}, {"covers", covers},
+				{"next url", s.NextURL}, {"link", link}, {"pull error", s.PullError},
+				{"ignored", ignoredNext(s.UnsignedNext)},
 				{"launched at", app.fmtTime(s.LaunchedAt)}, {"recorded at", app.fmtTime(s.RecordedAt)},
 			}
 			for _, p := range kv {
 				if p[1] == "" {
 					continue
 				}
-				if _, err := fmt.Fprintf(app.Out, "%-12s %s\n", p[0]+":", p[1]); err != nil {
+				if _, err := fmt.Fprintf(app.Out, "%-12s %s\n", p[0]+":", termsafe.Field(p[1])); err != nil {
 					return err
 				}
 			}
@@ -188,6 +213,13 @@ func newSessionsShowCmd(app *App) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, including the raw auth_state")
 	return cmd
+}
+
+func ignoredNext(unsigned string) string {
+	if unsigned == "" {
+		return ""
+	}
+	return "the login's unsigned next " + unsigned + " disagreed with the signed link and was ignored (a replayed or edited login?)"
 }
 
 func newSessionsPruneCmd(app *App) *cobra.Command {

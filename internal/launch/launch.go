@@ -21,12 +21,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/ltigrade/ltigrade/internal/nbgitpuller"
+	"github.com/ltigrade/ltigrade/internal/store"
 )
 
 // Launch is one LTI launch, the same shape for LTI 1.1 and 1.3.
@@ -55,10 +58,25 @@ type Launch struct {
 	LineItems string
 	AGSScopes []string
 
-	NextURL    string
-	Pull       *nbgitpuller.Link // nil when NextURL is not a git-pull link
-	LaunchedAt time.Time         // UTC
-	AuthState  json.RawMessage   // the auth_state object as received, compacted, without oauth_signature
+	NextURL string
+	// NextSigned says NextURL came from data the LMS signed: LTI 1.1
+	// launch parameters (the launch URL's query is part of the OAuth base
+	// string, the body is signed), or LTI 1.3 id_token claims. It is false
+	// only for an LTI 1.3 launch whose sole next is the login initiation's,
+	// which the browser sends unsigned.
+	NextSigned bool
+	// UnsignedNext is an LTI 1.3 login-initiation next that disagreed with
+	// the signed one and was ignored.
+	UnsignedNext string
+	Pull         *nbgitpuller.Link // nil when NextURL is not a usable git-pull link
+	// PullError says why a git-pull link in NextURL was refused (path
+	// tricks, malformed): the launch is kept, without a checkout.
+	PullError  string
+	LaunchedAt time.Time       // UTC
+	AuthState  json.RawMessage // the auth_state object as received, compacted, without oauth_signature
+	// Warnings are what the recorder should tell the hub log: a refused
+	// link, an ignored unsigned next, a launch time in the future.
+	Warnings []string
 }
 
 // InvalidError says what is wrong with a launch; callers map it to exit code 2.
@@ -77,6 +95,12 @@ const MaxSize = 1 << 20
 
 // MaxUsernameLen is the longest username accepted, in bytes.
 const MaxUsernameLen = 255
+
+// MaxFutureSkew is how far past the recording time a launched_at may lie
+// before it is taken as the recording time: a launch stamped in the future
+// (a hub with a wrong clock, a hand-made launch) would otherwise stay its
+// session's current launch against every real launch until that date.
+const MaxFutureSkew = time.Minute
 
 // LTI 1.3 claim names.
 const (
@@ -160,6 +184,11 @@ func Parse(data []byte, now time.Time) (*Launch, error) {
 			return nil, invalid(`"launched_at" %q is not an RFC 3339 time`, clip(at))
 		}
 		l.LaunchedAt = t.UTC()
+		if limit := now.UTC().Add(MaxFutureSkew); l.LaunchedAt.After(limit) {
+			l.Warnings = append(l.Warnings, fmt.Sprintf("launched_at %s is in the future; recorded as %s",
+				l.LaunchedAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+			l.LaunchedAt = now.UTC()
+		}
 	}
 
 	is11, err := looksLTI11(as)
@@ -188,11 +217,22 @@ func Parse(data []byte, now time.Time) (*Launch, error) {
 		case err == nil:
 			l.Pull = p
 		case !errors.Is(err, nbgitpuller.ErrNotPull):
-			return nil, invalid("%s: %v", nextField, err)
+			// The launch itself is good (the LMS signed it); only what it
+			// opened is unusable. Keep it, covering nothing, so sessions
+			// list shows it and --launch can still reach it.
+			l.PullError = fmt.Sprintf("%s: %v", nextField, err)
+			l.Warnings = append(l.Warnings, fmt.Sprintf("launch of %s: nbgitpuller link refused (%s); recorded without a checkout, so it covers no notebook",
+				l.Username, l.PullError))
 		}
 	}
 	return l, nil
 }
+
+// NormalizeUsername is JupyterHub's normalisation of a user name (trimmed,
+// lowercased), with ltigrade's checks: every command that takes a user
+// name, from a launch, a flag or a batch row, goes through it so that
+// "Alice " and "alice" are one user.
+func NormalizeUsername(s string) (string, error) { return normalizeUsername(s) }
 
 // clip keeps error messages readable when the input is megabytes of junk.
 func clip(s string) string {
@@ -270,6 +310,11 @@ func (l *Launch) fromLTI11(as *obj, consumerKey, nextURL string) (string, error)
 		}
 	}
 
+	if InsecureOutcomeURL(l.OutcomeURL) {
+		l.Warnings = append(l.Warnings, fmt.Sprintf("launch of %s: outcome service %s is plain http to a host that is not loopback: scores to it travel unencrypted",
+			l.Username, clip(l.OutcomeURL)))
+	}
+
 	l.Platform = consumerKey
 	if strings.TrimSpace(l.Platform) == "" {
 		// ltiauthenticator drops oauth_* from auth_state, but a hook that
@@ -291,6 +336,7 @@ func (l *Launch) fromLTI11(as *obj, consumerKey, nextURL string) (string, error)
 		candidate{`auth_state "custom_next"`, customNext},
 		candidate{`auth_state "next"`, next},
 	)
+	l.NextSigned = true
 	return nextField, nil
 }
 
@@ -385,15 +431,48 @@ func (l *Launch) fromLTI13(as *obj, nextURL string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var nextField string
-	l.NextURL, nextField = pick(
-		candidate{`"next_url"`, nextURL},
-		candidate{`auth_state "next"`, next},
-		candidate{`auth_state "custom_next"`, customNextTop},
+	// Only the id_token is signed; the hook's next_url is the login
+	// initiation's next, which the browser sent unsigned and a student can
+	// edit (replay Homework 1's login with Homework 2's next). Signed
+	// places first: target_link_uri (where ltiauthenticator itself goes
+	// without a login next), a custom claim, then other top-level claims.
+	signed, field := pick(
 		candidate{fmt.Sprintf("auth_state %q", claimTargetLink), nextFromTargetLink(target)},
 		candidate{fmt.Sprintf(`auth_state %q "next"`, claimCustom), customNext},
+		candidate{`auth_state "next"`, next},
+		candidate{`auth_state "custom_next"`, customNextTop},
 	)
-	return nextField, nil
+	unsigned := strings.TrimSpace(nextURL)
+	switch {
+	case signed != "":
+		l.NextURL, l.NextSigned = signed, true
+		if unsigned != "" && !sameLink(unsigned, signed) {
+			l.UnsignedNext = unsigned
+			l.Warnings = append(l.Warnings, fmt.Sprintf("LTI 1.3 launch of %s: the login's unsigned next (%s) disagrees with the signed one in %s; kept the signed one",
+				l.Username, clip(unsigned), field))
+		}
+		return field, nil
+	case unsigned != "":
+		l.NextURL, l.NextSigned = unsigned, false
+		return `"next_url" (unsigned)`, nil
+	}
+	l.NextSigned = true
+	return "", nil
+}
+
+// sameLink reports whether two next URLs open the same checkout and path,
+// however each was encoded or wrapped.
+func sameLink(a, b string) bool {
+	if a == b {
+		return true
+	}
+	pa, errA := nbgitpuller.Parse(a)
+	pb, errB := nbgitpuller.Parse(b)
+	if errA != nil || errB != nil {
+		return false
+	}
+	return pa.Repo == pb.Repo && pa.TargetPath == pb.TargetPath && pa.Opened == pb.Opened &&
+		pa.OpenedFile == pb.OpenedFile && pa.OpenedUnderParent == pb.OpenedUnderParent
 }
 
 // nextFromTargetLink follows ltiauthenticator's get_state: everything after
@@ -625,4 +704,44 @@ func (o *obj) storable() (json.RawMessage, error) {
 		return nil, invalid("invalid JSON in %s: %v", o.name, err)
 	}
 	return out.Bytes(), nil
+}
+
+// StoreLaunch flattens l into the row the store keeps; parent is the hub's
+// NBGITPULLER_PARENTPATH, under which nbgitpuller puts checkouts. record,
+// the spool, import and the benchmark seeder all map launches through it.
+func (l *Launch) StoreLaunch(parent string) *store.Launch {
+	sl := &store.Launch{
+		Username: l.Username, Version: l.Version, Platform: l.Platform, ClientID: l.ClientID,
+		DeploymentID: l.DeploymentID, LTIUserID: l.LTIUserID, ResourceLinkID: l.ResourceLinkID,
+		ResourceLinkTitle: l.ResourceLinkTitle, ContextID: l.ContextID, ContextLabel: l.ContextLabel,
+		ContextTitle: l.ContextTitle, Roles: l.Roles, OutcomeURL: l.OutcomeURL, SourcedID: l.SourcedID,
+		ResultDataAccepted: l.ResultDataAccepted, SubmittedAtAccepted: l.SubmittedAtAccepted,
+		LineItem: l.LineItem, LineItems: l.LineItems, AGSScopes: l.AGSScopes,
+		NextURL: l.NextURL, NextSigned: l.NextSigned, UnsignedNext: l.UnsignedNext, PullError: l.PullError,
+		LaunchedAt: l.LaunchedAt, AuthState: l.AuthState,
+	}
+	if p := l.Pull; p != nil {
+		sl.Repo = p.Repo
+		sl.Checkout = p.Checkout(parent)
+		sl.Opened = p.OpenedPath(parent)
+		sl.OpenedFile = p.OpenedFile
+	}
+	return sl
+}
+
+// InsecureOutcomeURL reports whether an LTI 1.1 outcome service URL is
+// plain http to a host that is not loopback: the OAuth 1.0a signature
+// protects the score from tampering, but not from being read, and some
+// LMS test set-ups are left that way by mistake.
+func InsecureOutcomeURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") {
+		return false
+	}
+	h := u.Hostname()
+	if strings.EqualFold(h, "localhost") {
+		return false
+	}
+	ip := net.ParseIP(h)
+	return ip == nil || !ip.IsLoopback()
 }

@@ -38,6 +38,7 @@ func TestTestdata(t *testing.T) {
 				NextURL:             "/hub/user-redirect/git-pull?repo=https%3A%2F%2Fgithub.com%2Fdata-8%2Fmaterials-fa17&urlpath=tree%2Fmaterials-fa17%2Fhw%2Fhw1%2Fhw1.ipynb&branch=main",
 				Pull: &nbgitpuller.Link{Repo: "https://github.com/data-8/materials-fa17", Branch: "main", TargetPath: "materials-fa17",
 					URLPath: "tree/materials-fa17/hw/hw1/hw1.ipynb", Opened: "materials-fa17/hw/hw1/hw1.ipynb", OpenedFile: true},
+				NextSigned: true,
 				LaunchedAt: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC),
 			},
 		},
@@ -53,6 +54,7 @@ func TestTestdata(t *testing.T) {
 				NextURL:    "/hub/lti/launch?next=%2Fhub%2Fuser-redirect%2Fgit-pull%3Frepo%3Dhttps%253A%252F%252Fgit.example.ac.uk%252Fpy101%252Flabs.git%26urlpath%3Dlab%252Ftree%252Flabs.git%252Flab3%252Floops.ipynb%253Fautodecode%26branch%3Dmain",
 				Pull: &nbgitpuller.Link{Repo: "https://git.example.ac.uk/py101/labs.git", Branch: "main", TargetPath: "labs.git",
 					URLPath: "lab/tree/labs.git/lab3/loops.ipynb?autodecode", Opened: "labs.git/lab3/loops.ipynb", OpenedFile: true},
+				NextSigned: true,
 				LaunchedAt: time.Date(2026, 11, 25, 10, 30, 5, 250e6, time.UTC),
 			},
 		},
@@ -76,6 +78,7 @@ func TestTestdata(t *testing.T) {
 				NextURL: "/hub/user-redirect/git-pull?repo=https%3A%2F%2Fgithub.com%2Fds-100%2Fsp27&urlpath=lab%2Ftree%2Fsp27%2Fproj2%2Fproj2.ipynb",
 				Pull: &nbgitpuller.Link{Repo: "https://github.com/ds-100/sp27", TargetPath: "sp27",
 					URLPath: "lab/tree/sp27/proj2/proj2.ipynb", Opened: "sp27/proj2/proj2.ipynb", OpenedFile: true},
+				NextSigned: true,
 				LaunchedAt: now.UTC(),
 			},
 		},
@@ -282,8 +285,73 @@ func TestParseCases(t *testing.T) {
 			}},
 		{"lti13 custom next", lti13("", `"https://purl.imsglobal.org/spec/lti/claim/custom":{"next":"`+pull+`"},`),
 			func(t *testing.T, l *Launch) {
-				if l.NextURL != pull || l.Pull == nil {
-					t.Errorf("NextURL %q", l.NextURL)
+				if l.NextURL != pull || l.Pull == nil || !l.NextSigned {
+					t.Errorf("NextURL %q signed %v", l.NextURL, l.NextSigned)
+				}
+			}},
+		// §3 of issue 8: the hook's next_url for LTI 1.3 is the login
+		// initiation's next, unsigned. A replayed Homework 1 login with
+		// Homework 2's next must keep Homework 1's signed link.
+		{"lti13 signed next wins over a disagreeing unsigned one",
+			lti13(`"next_url":"/hub/user-redirect/git-pull?repo=https://github.com/org/course&urlpath=tree/course/hw2/hw2.ipynb",`,
+				`"https://purl.imsglobal.org/spec/lti/claim/target_link_uri":"https://hub/hub/lti13/launch?next=%2Fhub%2Fuser-redirect%2Fgit-pull%3Frepo%3Dhttps%253A%252F%252Fgithub.com%252Forg%252Fcourse%26urlpath%3Dtree%252Fcourse%252Fhw1%252Fhw1.ipynb",`),
+			func(t *testing.T, l *Launch) {
+				if l.Pull == nil || l.Pull.Opened != "course/hw1/hw1.ipynb" || !l.NextSigned ||
+					!strings.Contains(l.UnsignedNext, "hw2") || len(l.Warnings) != 1 || !strings.Contains(l.Warnings[0], "disagrees") {
+					t.Errorf("Pull %+v signed %v unsigned %q warnings %q", l.Pull, l.NextSigned, l.UnsignedNext, l.Warnings)
+				}
+			}},
+		{"lti13 unsigned next that agrees, encoded differently",
+			lti13(`"next_url":"/hub/user-redirect/git-pull?repo=https%3A%2F%2Fgithub.com%2Forg%2Fcourse&urlpath=tree%2Fcourse%2Fa.ipynb",`,
+				`"https://purl.imsglobal.org/spec/lti/claim/custom":{"next":"`+pull+`"},`),
+			func(t *testing.T, l *Launch) {
+				if l.NextURL != pull || !l.NextSigned || l.UnsignedNext != "" || len(l.Warnings) != 0 {
+					t.Errorf("NextURL %q signed %v unsigned %q warnings %q", l.NextURL, l.NextSigned, l.UnsignedNext, l.Warnings)
+				}
+			}},
+		{"lti13 only an unsigned next: kept, marked unsigned", lti13(`"next_url":"`+pull+`",`, ""),
+			func(t *testing.T, l *Launch) {
+				if l.NextURL != pull || l.Pull == nil || l.NextSigned {
+					t.Errorf("NextURL %q signed %v", l.NextURL, l.NextSigned)
+				}
+			}},
+		{"lti11 next_url is signed (part of the launch)", lti11(`"next_url":"`+pull+`",`, ""),
+			func(t *testing.T, l *Launch) {
+				if !l.NextSigned || l.Pull == nil {
+					t.Errorf("signed %v Pull %+v", l.NextSigned, l.Pull)
+				}
+			}},
+		// §4: a refused link keeps the launch, without a checkout, and says so.
+		{"git-pull path trick: recorded without checkout", lti11(`"next_url":"/hub/user-redirect/git-pull?repo=r&targetpath=../../etc",`, ""),
+			func(t *testing.T, l *Launch) {
+				if l.Pull != nil || !strings.Contains(l.PullError, `"next_url": nbgitpuller: targetpath`) || len(l.Warnings) != 1 ||
+					!strings.Contains(l.Warnings[0], "recorded without a checkout") {
+					t.Errorf("Pull %+v PullError %q warnings %q", l.Pull, l.PullError, l.Warnings)
+				}
+			}},
+		{"git-pull path trick in custom_next", lti11("", `"custom_next":"/hub/user-redirect/git-pull?repo=r&urlpath=tree/../../x",`),
+			func(t *testing.T, l *Launch) {
+				if l.Pull != nil || !strings.Contains(l.PullError, `auth_state "custom_next": nbgitpuller: urlpath`) {
+					t.Errorf("Pull %+v PullError %q", l.Pull, l.PullError)
+				}
+			}},
+		{"git-pull without repo", lti11(`"next_url":"/hub/user-redirect/git-pull?branch=main",`, ""),
+			func(t *testing.T, l *Launch) {
+				if l.Pull != nil || !strings.Contains(l.PullError, "no repo") {
+					t.Errorf("Pull %+v PullError %q", l.Pull, l.PullError)
+				}
+			}},
+		// §4: a launch stamped in the future would pin its session.
+		{"launched_at in the future is clamped to now", lti11(`"launched_at":"2099-01-01T00:00:00Z",`, ""),
+			func(t *testing.T, l *Launch) {
+				if !l.LaunchedAt.Equal(now.UTC()) || len(l.Warnings) != 1 || !strings.Contains(l.Warnings[0], "in the future") {
+					t.Errorf("LaunchedAt %v warnings %q", l.LaunchedAt, l.Warnings)
+				}
+			}},
+		{"launched_at within the skew is kept", lti11(`"launched_at":"`+now.Add(30*time.Second).UTC().Format(time.RFC3339)+`",`, ""),
+			func(t *testing.T, l *Launch) {
+				if !l.LaunchedAt.Equal(now.Add(30*time.Second).UTC().Truncate(time.Second)) || len(l.Warnings) != 0 {
+					t.Errorf("LaunchedAt %v warnings %q", l.LaunchedAt, l.Warnings)
 				}
 			}},
 	}
@@ -362,9 +430,6 @@ func TestParseErrors(t *testing.T) {
 		{"lti13 AGS scope string", lti13("", `"https://purl.imsglobal.org/spec/lti-ags/claim/endpoint":{"scope":"x"},`), `"scope" must be a list of strings`},
 		{"lti13 AGS not object", lti13("", `"https://purl.imsglobal.org/spec/lti-ags/claim/endpoint":[],`), `endpoint" must be a JSON object`},
 		{"lti13 context id number", lti13("", `"https://purl.imsglobal.org/spec/lti/claim/context":{"id":5},`), `context" "id" must be a string`},
-		{"git-pull path trick", lti11(`"next_url":"/hub/user-redirect/git-pull?repo=r&targetpath=../../etc",`, ""), `"next_url": nbgitpuller: targetpath`},
-		{"git-pull path trick in custom_next", lti11("", `"custom_next":"/hub/user-redirect/git-pull?repo=r&urlpath=tree/../../x",`), `auth_state "custom_next": nbgitpuller: urlpath`},
-		{"git-pull without repo", lti11(`"next_url":"/hub/user-redirect/git-pull?branch=main",`, ""), "no repo"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,10 +1,14 @@
 // Package resolve finds the launch a score for a notebook belongs to.
 //
 // A notebook path is first turned into (user, path inside the user's
-// notebook root) by the configured layout; then the user's current sessions
-// are ranked by how closely their nbgitpuller link points at the notebook:
-// the launch that opened exactly this notebook, then the deepest opened
-// folder containing it, then the checkout folder containing it.
+// notebook root) by the configured layout. Each of the user's current
+// sessions covers part of that root, by what its nbgitpuller link opened
+// and what the other launches of its course opened (Coverage); a score may
+// only go to a session that covers the notebook. Among those the launch
+// that opened exactly this notebook wins, then the deepest covering
+// folder, then a covering checkout; within one resource link the newest
+// launch. Nothing here guesses: a notebook no launch covers is a
+// *NotFoundError, two assignments equally close an *AmbiguousError.
 package resolve
 
 import (
@@ -15,6 +19,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ltigrade/ltigrade/internal/launch"
 	"github.com/ltigrade/ltigrade/internal/paths"
 	"github.com/ltigrade/ltigrade/internal/store"
 )
@@ -22,8 +27,8 @@ import (
 // How a session matched a notebook, best first.
 const (
 	MatchNotebook = "notebook" // the launch opened exactly this notebook
-	MatchFolder   = "folder"   // the launch opened a folder containing it
-	MatchCheckout = "checkout" // the notebook lies in the launch's checkout
+	MatchFolder   = "folder"   // the launch covers a folder containing it
+	MatchCheckout = "checkout" // the launch covers its whole checkout, which contains it
 )
 
 var rank = map[string]int{MatchNotebook: 3, MatchFolder: 2, MatchCheckout: 1}
@@ -33,6 +38,7 @@ type Candidate struct {
 	Session store.Session `json:"session"`
 	How     string        `json:"matched_by"`
 	Depth   int           `json:"depth"` // path segments of the matching notebook/folder
+	Cover
 }
 
 // Result is the session a notebook resolved to.
@@ -47,12 +53,23 @@ type Result struct {
 	Others []Candidate `json:"others,omitempty"`
 }
 
-// NotFoundError says no session matches; it carries what was tried.
+// NotFoundError says no session covers the notebook; it carries what was
+// tried and, for one user, that user's launches in the same checkout with
+// what each covers.
 type NotFoundError struct {
 	Path  string
 	Tried []paths.Match // users and paths tried; empty if no layout matched
 	Why   string
+	// Nearby are the user's sessions whose checkout holds the notebook
+	// (else all of them, up to maxNearby), with what each covers and, in
+	// Why, why it does not take it.
+	Nearby []Candidate
+	// SameCheckout says Nearby are the sessions of the notebook's checkout.
+	SameCheckout bool
 }
+
+// maxNearby bounds the launches a not-found message lists.
+const maxNearby = 10
 
 func (e *NotFoundError) Error() string {
 	if len(e.Tried) == 0 {
@@ -71,35 +88,65 @@ func (e *NotFoundError) Error() string {
 	if e.Why != "" {
 		b.WriteString(" (" + e.Why + ")")
 	}
+	if len(e.Nearby) > 0 {
+		if e.SameCheckout {
+			b.WriteString("; launches of this user in the same checkout:")
+		} else {
+			b.WriteString("; launches of this user (none in that checkout):")
+		}
+		for _, c := range e.Nearby {
+			fmt.Fprintf(&b, "\n  launch %d  %q (%s)  covers %s", c.Session.LaunchID, c.Session.ResourceLinkTitle,
+				c.Session.ResourceLinkID, describeCover(c.Cover))
+		}
+	}
 	return b.String()
 }
 
-// Hint tells the user how to see what exists.
+func describeCover(c Cover) string {
+	if c.Kind == CoversNothing {
+		return "nothing: " + c.Why
+	}
+	return fmt.Sprintf("%s (%s: %s)", c.Path, c.Kind, c.Why)
+}
+
+// Hint tells the user how to see what exists and how to choose anyway.
 func (e *NotFoundError) Hint() string {
 	if len(e.Tried) == 0 {
 		return "check paths.home and paths.patterns in the config, or pass --user"
 	}
-	return fmt.Sprintf("list that user's sessions with: ltigrade sessions list --user %s", shellQuote(e.Tried[0].Username))
+	return fmt.Sprintf("list that user's sessions with: ltigrade sessions list --user %s; a score goes only to a launch that covers the notebook, or to one you choose explicitly with --launch ID",
+		shellQuote(e.Tried[0].Username))
 }
 
-// AmbiguousError says two different LMS assignments match equally well.
+// AmbiguousError says two different LMS assignments match equally well,
+// or that the best match rests on an unsigned link nothing confirms.
 type AmbiguousError struct {
 	Path       string
 	Candidates []Candidate
+	// Unverified, if set, says why the best candidate's link cannot be
+	// trusted (LTI 1.3 login-initiation next without a signed next).
+	Unverified string
 }
 
 func (e *AmbiguousError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s matches %d assignments equally well (by %s):", e.Path, len(e.Candidates), e.Candidates[0].How)
+	if e.Unverified != "" {
+		fmt.Fprintf(&b, "%s matches launch %d only by an unverified link: %s", e.Path, e.Candidates[0].Session.LaunchID, e.Unverified)
+	} else {
+		fmt.Fprintf(&b, "%s matches %d assignments equally well (by %s):", e.Path, len(e.Candidates), e.Candidates[0].How)
+	}
 	for _, c := range e.Candidates {
-		fmt.Fprintf(&b, "\n  launch %d  session %d  %s  %q (%s)", c.Session.LaunchID, c.Session.ID,
-			c.Session.Username, c.Session.ResourceLinkTitle, c.Session.ResourceLinkID)
+		fmt.Fprintf(&b, "\n  launch %d  session %d  %s  %q (%s)  covers %s", c.Session.LaunchID, c.Session.ID,
+			c.Session.Username, c.Session.ResourceLinkTitle, c.Session.ResourceLinkID, describeCover(c.Cover))
 	}
 	return b.String()
 }
 
 // Hint tells the user how to choose.
 func (e *AmbiguousError) Hint() string {
+	if e.Unverified != "" {
+		return "put the nbgitpuller link in a signed place (target_link_uri or a custom next parameter; see docs/lti13.md), or pick the launch with --launch ID"
+	}
 	return "pick one with --launch ID"
 }
 
@@ -117,30 +164,76 @@ func within(p, dir string) bool {
 	return dir != "" && dir != "." && strings.HasPrefix(p, dir+"/")
 }
 
-func depth(p string) int { return strings.Count(p, "/") + 1 }
+func depthOf(p string) int { return strings.Count(p, "/") + 1 }
+
+// Facts is what the resolver knows beyond one user's sessions: what every
+// launch of a course opened, and, for links taken from unsigned data, what
+// the other launches of the same resource link opened.
+type Facts struct {
+	Notebooks map[CourseKey][]store.CourseNotebook
+	Openings  map[LinkKey][]store.LinkOpening
+}
+
+// CourseKey names a course: platform and context id.
+type CourseKey struct{ Platform, ContextID string }
+
+// LinkKey names an assignment: platform and resource link id.
+type LinkKey struct{ Platform, ResourceLinkID string }
+
+func courseOf(s store.Session) CourseKey { return CourseKey{s.Platform, s.ContextID} }
+func linkOf(s store.Session) LinkKey     { return LinkKey{s.Platform, s.ResourceLinkID} }
 
 // candidate ranks one session against rel (a cleaned path inside the
-// user's root); ok is false if the session does not match at all.
-func candidate(s store.Session, rel string) (Candidate, bool) {
-	opened := path.Clean("/" + s.Opened)[1:]
-	if opened != "" {
-		if s.OpenedFile && opened == rel {
-			return Candidate{Session: s, How: MatchNotebook, Depth: depth(opened)}, true
-		}
-		// A launch that opened a notebook opened that notebook's folder.
-		dir := opened
-		if s.OpenedFile {
-			dir = path.Dir(opened)
-		}
-		if within(rel, dir) {
-			return Candidate{Session: s, How: MatchFolder, Depth: depth(dir)}, true
+// user's root); ok is false if the session does not cover rel. Its cover
+// is returned either way, with why it does not take rel in Why.
+func candidate(s store.Session, rel string, f Facts) (Candidate, bool) {
+	course := f.Notebooks[courseOf(s)]
+	c := Candidate{Session: s, Cover: Coverage(s, course)}
+	if s.OpenedFile && c.Kind != CoversNothing && clean(s.Opened) == rel {
+		c.How, c.Depth = MatchNotebook, depthOf(rel)
+		return c, true
+	}
+	how, depth, ok := c.match(rel)
+	if !ok {
+		return c, false
+	}
+	if other, taken := otherAssignment(s, rel, course); taken {
+		c.Why = fmt.Sprintf("%s, but %s is the notebook of another assignment (%s)", c.Why, rel, other)
+		return c, false
+	}
+	c.How, c.Depth = how, depth
+	return c, true
+}
+
+// confirmed reports whether an unsigned link is backed by the other
+// launches of its resource link: at least one other user's launch opened
+// the same path, and no signed launch opened a different one. An LTI 1.3
+// login-initiation next is sent by the browser unsigned; a student who
+// replays Homework 1's login with Homework 2's next stands alone.
+func confirmed(s store.Session, f Facts) (bool, string) {
+	opened := clean(s.Opened)
+	agree := false
+	for _, o := range f.Openings[linkOf(s)] {
+		same := clean(o.Opened) == opened && o.OpenedFile == s.OpenedFile
+		switch {
+		case o.Signed && !same:
+			return false, fmt.Sprintf("a signed launch of the same resource link opened %s, not %s", dash(o.Opened), dash(s.Opened))
+		case same && o.Username != s.Username:
+			agree = true
 		}
 	}
-	checkout := path.Clean("/" + s.Checkout)[1:]
-	if within(rel, checkout) {
-		return Candidate{Session: s, How: MatchCheckout, Depth: depth(checkout)}, true
+	if !agree {
+		return false, fmt.Sprintf("its nbgitpuller link came from the browser's unsigned login request, and no other user's launch of resource link %q opened %s",
+			s.ResourceLinkID, dash(s.Opened))
 	}
-	return Candidate{}, false
+	return true, ""
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func better(a, b Candidate) bool {
@@ -154,11 +247,12 @@ func assignment(s store.Session) string { return s.Platform + "\x00" + s.Resourc
 
 // Best picks the session for rel among one user's sessions. It returns the
 // best candidate and the rest (ranked), a *AmbiguousError when two
-// different assignments tie, or ok=false when nothing matches.
-func Best(sessions []store.Session, rel string) (best Candidate, rest []Candidate, ok bool, err error) {
+// different assignments tie or the best rests on an unconfirmed unsigned
+// link, or ok=false when nothing covers rel.
+func Best(sessions []store.Session, rel string, f Facts) (best Candidate, rest []Candidate, ok bool, err error) {
 	var cands []Candidate
 	for _, s := range sessions {
-		if c, ok := candidate(s, rel); ok {
+		if c, ok := candidate(s, rel, f); ok {
 			cands = append(cands, c)
 		}
 	}
@@ -180,6 +274,13 @@ func Best(sessions []store.Session, rel string) (best Candidate, rest []Candidat
 		if better(top, c) {
 			break
 		}
+		if !c.Session.NextSigned {
+			// An unsigned link as good as the best one: it may be the true
+			// one or a forgery, and nothing lower may win over it.
+			if ok, why := confirmed(c.Session, f); !ok {
+				return Candidate{}, nil, false, &AmbiguousError{Candidates: []Candidate{c}, Unverified: why}
+			}
+		}
 		if assignment(c.Session) != assignment(top.Session) {
 			tied = append(tied, c)
 		}
@@ -194,6 +295,8 @@ func Best(sessions []store.Session, rel string) (best Candidate, rest []Candidat
 type Sessions interface {
 	UserSessions(ctx context.Context, username string) ([]store.Session, error)
 	UsernamesWithPrefix(ctx context.Context, prefix string) ([]string, error)
+	CourseNotebooks(ctx context.Context, platform, contextID string) ([]store.CourseNotebook, error)
+	LinkOpenings(ctx context.Context, platform, resourceLinkID string) ([]store.LinkOpening, error)
 }
 
 // Resolver maps notebook paths to sessions.
@@ -201,6 +304,37 @@ type Resolver struct {
 	Store  Sessions
 	Layout paths.Layout
 	Cwd    string // for relative paths without a user; default the process's
+}
+
+// facts loads what the sessions' courses and unsigned links need: one
+// small query per course, and one per unsigned link (LTI 1.3 only).
+func (r *Resolver) facts(ctx context.Context, sessions []store.Session) (Facts, error) {
+	f := Facts{Notebooks: map[CourseKey][]store.CourseNotebook{}, Openings: map[LinkKey][]store.LinkOpening{}}
+	for _, s := range sessions {
+		if s.Checkout == "" {
+			continue
+		}
+		if k := courseOf(s); !hasKey(f.Notebooks, k) {
+			ns, err := r.Store.CourseNotebooks(ctx, k.Platform, k.ContextID)
+			if err != nil {
+				return f, err
+			}
+			f.Notebooks[k] = ns
+		}
+		if k := linkOf(s); !s.NextSigned && !hasKey(f.Openings, k) {
+			os, err := r.Store.LinkOpenings(ctx, k.Platform, k.ResourceLinkID)
+			if err != nil {
+				return f, err
+			}
+			f.Openings[k] = os
+		}
+	}
+	return f, nil
+}
+
+func hasKey[K comparable, V any](m map[K]V, k K) bool {
+	_, ok := m[k]
+	return ok
 }
 
 // Resolve finds the session for notebook. With user set, a relative path
@@ -215,11 +349,15 @@ func (r *Resolver) Resolve(ctx context.Context, notebook, user string) (*Result,
 	}
 	var matches []paths.Match
 	if user != "" {
-		rel, err := r.Layout.Rel(user, notebook)
+		u, err := launch.NormalizeUsername(user)
+		if err != nil {
+			return nil, &InputError{Msg: "user: " + strings.TrimPrefix(err.Error(), "launch: ")}
+		}
+		rel, err := r.Layout.Rel(u, notebook)
 		if err != nil {
 			return nil, &InputError{Msg: err.Error()}
 		}
-		matches = []paths.Match{{Username: user, Rel: rel}}
+		matches = []paths.Match{{Username: u, Rel: rel}}
 	} else {
 		abs := notebook
 		if !path.IsAbs(filepath.ToSlash(abs)) {
@@ -244,12 +382,17 @@ func (r *Resolver) Resolve(ctx context.Context, notebook, user string) (*Result,
 		}
 	}
 	var found []*Result
+	var misses []miss
 	for _, m := range matches {
 		sessions, err := r.Store.UserSessions(ctx, m.Username)
 		if err != nil {
 			return nil, err
 		}
-		best, rest, ok, err := Best(sessions, m.Rel)
+		f, err := r.facts(ctx, sessions)
+		if err != nil {
+			return nil, err
+		}
+		best, rest, ok, err := Best(sessions, m.Rel, f)
 		if err != nil {
 			err.(*AmbiguousError).Path = notebook
 			return nil, err
@@ -257,19 +400,23 @@ func (r *Resolver) Resolve(ctx context.Context, notebook, user string) (*Result,
 		if ok {
 			found = append(found, &Result{Path: notebook, Username: m.Username, Rel: m.Rel,
 				Root: r.Layout.Root(m.Username), Match: best, Others: rest})
+		} else {
+			misses = append(misses, miss{sessions: sessions, rel: m.Rel, facts: f})
 		}
 	}
 	switch len(found) {
 	case 0:
-		why := ""
-		if len(matches) == 1 {
-			if s, _ := r.Store.UserSessions(ctx, matches[0].Username); len(s) == 0 {
-				why = "the user has no sessions"
+		nf := &NotFoundError{Path: notebook, Tried: matches}
+		if len(misses) == 1 {
+			m := misses[0]
+			if len(m.sessions) == 0 {
+				nf.Why = "the user has no sessions"
 			} else {
-				why = fmt.Sprintf("none of the user's %d sessions has a checkout or opened folder containing it", len(s))
+				nf.Why = fmt.Sprintf("none of the user's %d session%s covers it", len(m.sessions), plural(len(m.sessions)))
+				nf.Nearby, nf.SameCheckout = nearby(m)
 			}
 		}
-		return nil, &NotFoundError{Path: notebook, Tried: matches, Why: why}
+		return nil, nf
 	case 1:
 		return found[0], nil
 	}
@@ -279,6 +426,39 @@ func (r *Resolver) Resolve(ctx context.Context, notebook, user string) (*Result,
 		cands = append(cands, f.Match)
 	}
 	return nil, &AmbiguousError{Path: notebook, Candidates: cands}
+}
+
+type miss struct {
+	sessions []store.Session
+	rel      string
+	facts    Facts
+}
+
+// nearby lists the sessions whose checkout holds rel, else the newest
+// few, with what each covers: what an admin needs to see to choose
+// --launch.
+func nearby(m miss) (out []Candidate, sameCheckout bool) {
+	for _, s := range m.sessions {
+		if within(m.rel, clean(s.Checkout)) {
+			c, _ := candidate(s, m.rel, m.facts)
+			out = append(out, c)
+		}
+	}
+	if len(out) > 0 {
+		return out, true
+	}
+	for _, s := range m.sessions[:min(len(m.sessions), maxNearby)] {
+		c, _ := candidate(s, m.rel, m.facts)
+		out = append(out, c)
+	}
+	return out, false
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 func patternsNote(l paths.Layout) string {

@@ -109,6 +109,27 @@ var schema = []string{
 		token TEXT NOT NULL,
 		expires_at INTEGER NOT NULL
 	);`,
+	// What a launch covers depends on what the other launches of its
+	// course opened (package resolve): course_notebooks keeps each
+	// course's opened notebooks, a few rows per assignment, so a resolve
+	// reads a handful of rows instead of scanning the course's launches.
+	// next_signed says whether the opened path came from data the LMS
+	// signed; LTI 1.3 launches recorded before this version took it from
+	// the browser's unsigned login request, so they count as unsigned.
+	`ALTER TABLE launches ADD COLUMN next_signed INTEGER NOT NULL DEFAULT 1;
+	ALTER TABLE launches ADD COLUMN unsigned_next TEXT NOT NULL DEFAULT '';
+	ALTER TABLE launches ADD COLUMN pull_error TEXT NOT NULL DEFAULT '';
+	UPDATE launches SET next_signed = 0 WHERE version = '1.3' AND next_url != '';
+	CREATE INDEX launches_link ON launches (platform, resource_link_id);
+	CREATE TABLE course_notebooks (
+		platform TEXT NOT NULL,
+		context_id TEXT NOT NULL,
+		path TEXT NOT NULL,
+		resource_link_id TEXT NOT NULL,
+		PRIMARY KEY (platform, context_id, path, resource_link_id)
+	) WITHOUT ROWID;
+	INSERT OR IGNORE INTO course_notebooks (platform, context_id, path, resource_link_id)
+		SELECT platform, context_id, opened, resource_link_id FROM launches WHERE opened_file = 1 AND opened != '';`,
 }
 
 // SQLite is the embedded Store.
@@ -334,17 +355,24 @@ func (s *SQLite) recordTx(ctx context.Context, tx *sql.Tx, l *Launch) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO launches (session_id, username, version, platform, client_id,
 		deployment_id, lti_user_id, resource_link_id, resource_link_title, context_id, context_label,
 		context_title, roles, outcome_url, sourcedid, result_data_accepted, submitted_at_accepted, lineitem,
-		lineitems, ags_scopes, next_url, repo, checkout, opened, opened_file, launched_at, recorded_at, auth_state)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		lineitems, ags_scopes, next_url, repo, checkout, opened, opened_file, launched_at, recorded_at, auth_state,
+		next_signed, unsigned_next, pull_error)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		sid, l.Username, l.Version, l.Platform, l.ClientID, l.DeploymentID, l.LTIUserID, l.ResourceLinkID,
 		l.ResourceLinkTitle, l.ContextID, l.ContextLabel, l.ContextTitle, l.Roles, l.OutcomeURL, l.SourcedID,
 		strings.Join(l.ResultDataAccepted, ","), b2i(l.SubmittedAtAccepted), l.LineItem, l.LineItems,
 		strings.Join(l.AGSScopes, ","), l.NextURL, l.Repo, l.Checkout, l.Opened, b2i(l.OpenedFile), la,
-		micros(l.RecordedAt), string(l.AuthState))
+		micros(l.RecordedAt), string(l.AuthState), b2i(l.NextSigned), l.UnsignedNext, l.PullError)
 	if err != nil {
 		return s.wrap(err)
 	}
 	l.ID, _ = res.LastInsertId()
+	if l.OpenedFile && l.Opened != "" {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO course_notebooks (platform, context_id, path, resource_link_id)
+			VALUES (?, ?, ?, ?)`, l.Platform, l.ContextID, l.Opened, l.ResourceLinkID); err != nil {
+			return s.wrap(err)
+		}
+	}
 	// Newest launch wins; a late-arriving older launch (a spooled one
 	// ingested after a newer launch) is kept in history only.
 	if la >= curAt {
@@ -360,19 +388,19 @@ const launchCols = `l.id, l.session_id, l.username, l.version, l.platform, l.cli
 	l.lti_user_id, l.resource_link_id, l.resource_link_title, l.context_id, l.context_label, l.context_title,
 	l.roles, l.outcome_url, l.sourcedid, l.result_data_accepted, l.submitted_at_accepted, l.lineitem,
 	l.lineitems, l.ags_scopes, l.next_url, l.repo, l.checkout, l.opened, l.opened_file, l.launched_at,
-	l.recorded_at, l.auth_state`
+	l.recorded_at, l.auth_state, l.next_signed, l.unsigned_next, l.pull_error`
 
 type scanner interface{ Scan(...any) error }
 
 func scanLaunch(r scanner, extra ...any) (*Launch, error) {
 	var l Launch
 	var rda, scopes, auth string
-	var sub, opf int
+	var sub, opf, signed int
 	var la, ra int64
 	dst := []any{&l.ID, &l.SessionID, &l.Username, &l.Version, &l.Platform, &l.ClientID, &l.DeploymentID,
 		&l.LTIUserID, &l.ResourceLinkID, &l.ResourceLinkTitle, &l.ContextID, &l.ContextLabel, &l.ContextTitle,
 		&l.Roles, &l.OutcomeURL, &l.SourcedID, &rda, &sub, &l.LineItem, &l.LineItems, &scopes, &l.NextURL,
-		&l.Repo, &l.Checkout, &l.Opened, &opf, &la, &ra, &auth}
+		&l.Repo, &l.Checkout, &l.Opened, &opf, &la, &ra, &auth, &signed, &l.UnsignedNext, &l.PullError}
 	if err := r.Scan(append(dst, extra...)...); err != nil {
 		return nil, err
 	}
@@ -380,6 +408,7 @@ func scanLaunch(r scanner, extra ...any) (*Launch, error) {
 	l.AGSScopes = splitList(scopes)
 	l.SubmittedAtAccepted = sub != 0
 	l.OpenedFile = opf != 0
+	l.NextSigned = signed != 0
 	l.LaunchedAt = fromMicros(la)
 	l.RecordedAt = fromMicros(ra)
 	l.AuthState = []byte(auth)
@@ -594,4 +623,45 @@ func (s *SQLite) SetLineItem(ctx context.Context, launchID, sessionID int64, lin
 		return s.wrap(err)
 	}
 	return s.wrap(tx.Commit())
+}
+
+// CourseNotebooks implements Store.
+func (s *SQLite) CourseNotebooks(ctx context.Context, platform, contextID string) ([]CourseNotebook, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT path, resource_link_id FROM course_notebooks
+		WHERE platform = ? AND context_id = ? ORDER BY path, resource_link_id`, platform, contextID)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer rows.Close()
+	var out []CourseNotebook
+	for rows.Next() {
+		var n CourseNotebook
+		if err := rows.Scan(&n.Path, &n.ResourceLinkID); err != nil {
+			return nil, s.wrap(err)
+		}
+		out = append(out, n)
+	}
+	return out, s.wrap(rows.Err())
+}
+
+// LinkOpenings implements Store.
+func (s *SQLite) LinkOpenings(ctx context.Context, platform, resourceLinkID string) ([]LinkOpening, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT username, opened, opened_file, next_signed FROM launches
+		WHERE platform = ? AND resource_link_id = ? AND checkout != ''
+		GROUP BY username, opened, opened_file, next_signed ORDER BY username, opened LIMIT 100000`, platform, resourceLinkID)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer rows.Close()
+	var out []LinkOpening
+	for rows.Next() {
+		var o LinkOpening
+		var file, signed int
+		if err := rows.Scan(&o.Username, &o.Opened, &file, &signed); err != nil {
+			return nil, s.wrap(err)
+		}
+		o.OpenedFile, o.Signed = file != 0, signed != 0
+		out = append(out, o)
+	}
+	return out, s.wrap(rows.Err())
 }

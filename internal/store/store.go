@@ -47,6 +47,17 @@ type Launch struct {
 	Checkout   string `json:"checkout"` // relative to the user's notebook root
 	Opened     string `json:"opened"`   // relative to the user's notebook root
 	OpenedFile bool   `json:"opened_is_file"`
+	// NextSigned says the link came from data the LMS signed (LTI 1.1
+	// launch parameters; LTI 1.3 id_token claims). An unsigned link (LTI
+	// 1.3's login-initiation next) only counts where other launches of the
+	// same resource link confirm it (package resolve).
+	NextSigned bool `json:"next_signed"`
+	// UnsignedNext is the browser's unsigned next when it disagreed with
+	// the signed one and was ignored: a sign of a replayed or edited login.
+	UnsignedNext string `json:"unsigned_next_ignored,omitempty"`
+	// PullError says why the nbgitpuller link was refused; the launch is
+	// then kept without a checkout and covers no notebook.
+	PullError string `json:"pull_error,omitempty"`
 
 	LaunchedAt time.Time `json:"launched_at"`
 	RecordedAt time.Time `json:"recorded_at"`
@@ -172,6 +183,12 @@ type Store interface {
 	UserSessions(ctx context.Context, username string) ([]Session, error)
 	// UsernamesWithPrefix lists stored usernames starting with prefix.
 	UsernamesWithPrefix(ctx context.Context, prefix string) ([]string, error)
+	// CourseNotebooks lists the notebooks any launch of a course (platform
+	// and context id) opened, with their resource links.
+	CourseNotebooks(ctx context.Context, platform, contextID string) ([]CourseNotebook, error)
+	// LinkOpenings lists what the launches of one resource link opened,
+	// per user (launches without a checkout left out).
+	LinkOpenings(ctx context.Context, platform, resourceLinkID string) ([]LinkOpening, error)
 	// Prune deletes launches older than before, and sessions (with their
 	// finished passbacks) whose current launch is older than before. It
 	// keeps sessions with undelivered passbacks.
@@ -198,6 +215,21 @@ type Store interface {
 	PutToken(ctx context.Context, key, token string, expires time.Time) error
 
 	Close() error
+}
+
+// CourseNotebook is a notebook some launch of a course opened, and the
+// resource link (assignment) of that launch.
+type CourseNotebook struct {
+	Path           string `json:"path"`
+	ResourceLinkID string `json:"resource_link_id"`
+}
+
+// LinkOpening is what one user's launches of a resource link opened.
+type LinkOpening struct {
+	Username   string
+	Opened     string
+	OpenedFile bool
+	Signed     bool
 }
 
 // PruneStats says what Prune removed.

@@ -404,3 +404,52 @@ func TestAGSTimestampsIncreasePerSecond(t *testing.T) {
 		}
 	})
 }
+
+// What a course's launches opened, and what a resource link's launches
+// opened per user: the facts the resolver's coverage rule reads.
+func TestCourseNotebooksAndLinkOpenings(t *testing.T) {
+	forEach(t, func(t *testing.T, s Store, _ func() Store) {
+		ctx := context.Background()
+		now := time.Now()
+		a := mkLaunch("alice", "hw1", now.Add(-time.Hour))
+		b := mkLaunch("bob", "hw1", now.Add(-time.Hour))
+		b.NextSigned = true
+		c := mkLaunch("bob", "hw2", now)
+		folder := mkLaunch("carol", "proj", now)
+		folder.Opened, folder.OpenedFile = "course/proj", false
+		other := mkLaunch("dave", "hw9", now)
+		other.ContextID = "c2"
+		for _, l := range []*Launch{a, b, c, folder, other, mkLaunch("alice", "hw1", now)} {
+			if _, err := s.RecordLaunch(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.CourseNotebooks(ctx, "course-key", "c1")
+		want := []CourseNotebook{{"course/hw1/hw1.ipynb", "hw1"}, {"course/hw2/hw2.ipynb", "hw2"}}
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("CourseNotebooks = %v %v, want %v", got, err, want)
+		}
+		ops, err := s.LinkOpenings(ctx, "course-key", "hw1")
+		wantOps := []LinkOpening{{"alice", "course/hw1/hw1.ipynb", true, false}, {"bob", "course/hw1/hw1.ipynb", true, true}}
+		if err != nil || fmt.Sprint(ops) != fmt.Sprint(wantOps) {
+			t.Errorf("LinkOpenings = %v %v, want %v", ops, err, wantOps)
+		}
+	})
+}
+
+// The signed/unsigned mark, the ignored unsigned next and a refused link's
+// reason survive the round trip.
+func TestLaunchTrustFieldsRoundTrip(t *testing.T) {
+	forEach(t, func(t *testing.T, s Store, _ func() Store) {
+		ctx := context.Background()
+		l := mkLaunch("alice", "hw1", time.Now())
+		l.NextSigned, l.UnsignedNext, l.PullError = true, "/hub/user-redirect/git-pull?repo=x&urlpath=tree/x/hw2.ipynb", "nbgitpuller: no"
+		sess, err := s.RecordLaunch(ctx, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sess.NextSigned || sess.UnsignedNext != l.UnsignedNext || sess.PullError != l.PullError {
+			t.Errorf("got %+v", sess.Launch)
+		}
+	})
+}

@@ -154,7 +154,7 @@ func (c *corpus) storeLaunch(u, k int, at time.Time) *store.Launch {
 		OutcomeURL: canvasHost + "/api/lti/v1/tools/77/grade_passback", SourcedID: sourcedID,
 		ResultDataAccepted: []string{"url", "text"}, SubmittedAtAccepted: true,
 		NextURL: l.nextURL, Repo: l.pull.Repo, Checkout: l.pull.Checkout(""), Opened: l.pull.OpenedPath(""),
-		OpenedFile: l.pull.OpenedFile, LaunchedAt: at.UTC(), RecordedAt: at.UTC().Add(150 * time.Millisecond),
+		OpenedFile: l.pull.OpenedFile, NextSigned: true, LaunchedAt: at.UTC(), RecordedAt: at.UTC().Add(150 * time.Millisecond),
 		AuthState: []byte(state),
 	}
 }

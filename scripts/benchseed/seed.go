@@ -27,7 +27,7 @@ const seedVersion = 1
 
 // checkCorpus makes sure the rows seeded directly are the rows `ltigrade
 // record` would store for the same input: it parses one launch with
-// launch.Parse and maps it as internal/cli's toStoreLaunch does.
+// launch.Parse and maps it with Launch.StoreLaunch, as record does.
 func checkCorpus(c *corpus) error {
 	at := semesterStart.Add(time.Hour)
 	for k := range c.links {
@@ -35,18 +35,7 @@ func checkCorpus(c *corpus) error {
 		if err != nil {
 			return fmt.Errorf("generated launch does not parse: %w", err)
 		}
-		got := &store.Launch{
-			Username: l.Username, Version: l.Version, Platform: l.Platform, ClientID: l.ClientID,
-			DeploymentID: l.DeploymentID, LTIUserID: l.LTIUserID, ResourceLinkID: l.ResourceLinkID,
-			ResourceLinkTitle: l.ResourceLinkTitle, ContextID: l.ContextID, ContextLabel: l.ContextLabel,
-			ContextTitle: l.ContextTitle, Roles: l.Roles, OutcomeURL: l.OutcomeURL, SourcedID: l.SourcedID,
-			ResultDataAccepted: l.ResultDataAccepted, SubmittedAtAccepted: l.SubmittedAtAccepted,
-			LineItem: l.LineItem, LineItems: l.LineItems, AGSScopes: l.AGSScopes,
-			NextURL: l.NextURL, LaunchedAt: l.LaunchedAt, AuthState: l.AuthState,
-		}
-		if p := l.Pull; p != nil {
-			got.Repo, got.Checkout, got.Opened, got.OpenedFile = p.Repo, p.Checkout(""), p.OpenedPath(""), p.OpenedFile
-		}
+		got := l.StoreLaunch("")
 		want := c.storeLaunch(1, k, at)
 		want.RecordedAt = time.Time{}
 		if !bytes.Equal(got.AuthState, want.AuthState) {
