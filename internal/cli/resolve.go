@@ -115,4 +115,3 @@ func target(app *App, notebook, user string, launchID int64) (*store.Session, *r
 	sess.LaunchID = l.ID
 	return sess, nil, nil
 }
-
