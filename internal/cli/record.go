@@ -295,7 +295,7 @@ func spoolPending(dir string) (bool, error) {
 				return true, nil
 			}
 		}
-		if err == io.EOF || len(names) == 0 {
+		if err == io.EOF {
 			return false, nil
 		}
 		if err != nil {

@@ -448,8 +448,8 @@ func (l *Launch) fromLTI13(as *obj, nextURL string) (string, error) {
 		l.NextURL, l.NextSigned = signed, true
 		if unsigned != "" && !sameLink(unsigned, signed) {
 			l.UnsignedNext = unsigned
-			l.Warnings = append(l.Warnings, fmt.Sprintf("LTI 1.3 launch of %s: the login's unsigned next (%s) disagrees with the signed one in %s; kept the signed one",
-				l.Username, clip(unsigned), field))
+			l.Warnings = append(l.Warnings, fmt.Sprintf("LTI 1.3 launch of %s: the login's unsigned next (opens %s) disagrees with the signed one in %s (opens %s); kept the signed one",
+				l.Username, opens(unsigned), field, opens(signed)))
 		}
 		return field, nil
 	case unsigned != "":
@@ -458,6 +458,18 @@ func (l *Launch) fromLTI13(as *obj, nextURL string) (string, error) {
 	}
 	l.NextSigned = true
 	return "", nil
+}
+
+// opens names what a next URL opens, for messages.
+func opens(next string) string {
+	p, err := nbgitpuller.Parse(next)
+	switch {
+	case err != nil:
+		return "no usable git-pull link: " + clip(next)
+	case p.Opened == "":
+		return "the checkout " + p.TargetPath
+	}
+	return p.Opened
 }
 
 // sameLink reports whether two next URLs open the same checkout and path,
