@@ -134,7 +134,7 @@ func TestHubEndToEnd(t *testing.T) {
 	t.Logf("set-up (build, course repo, sandbox, hub) took %s", time.Since(start).Round(time.Millisecond))
 
 	browsers := map[string]*browser{}
-	for _, s := range append(students, "carol") {
+	for _, s := range append(students, "carol", "dave") {
 		browsers[s] = newBrowser(t, s)
 	}
 	resourceLinks := map[string]string{} // "alice/hw1" → resource_link_id sent by the sandbox
@@ -295,6 +295,75 @@ func TestHubEndToEnd(t *testing.T) {
 			t.Errorf("LTI_ROLES missing (roles are on the default allow-list)")
 		}
 	})
+	step(t, "6 a score right after a launch lands in that launch's column", func(t *testing.T) {
+		// dave's Homework 1 launch is recorded; then he launches Homework 2
+		// and a grader scores his hw2 notebook at once, while the hook's
+		// recorder is still waiting (about 3 s): the score must see the new
+		// launch, not go to Homework 1 or fail.
+		f1 := getLaunchForm(t, e.sandbox, "dave", "hw1")
+		browsers["dave"].login(t, f1)
+		for deadline := time.Now().Add(recordDelay + recordTimeout + loginMargin); len(e.sessions("--user", "dave")) < 1; {
+			if time.Now().After(deadline) {
+				t.Fatalf("dave's Homework 1 launch was not recorded")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		f2 := getLaunchForm(t, e.sandbox, "dave", "hw2")
+		browsers["dave"].login(t, f2)
+		nb := filepath.Join(e.home("dave"), repoDir, "hw2", "hw2.ipynb")
+		out, errOut, code := e.ltigradeCode("score", nb, "0.6")
+		if code != 0 {
+			t.Fatalf("ltigrade score right after the launch: exit %d\n%s%s", code, out, errOut)
+		}
+		var hw1, hw2 []map[string]any
+		for _, g := range e.grades(t) {
+			switch {
+			case strings.HasSuffix(gradeSourcedID(g), ":hw1:dave"):
+				hw1 = append(hw1, g)
+			case strings.HasSuffix(gradeSourcedID(g), ":hw2:dave"):
+				hw2 = append(hw2, g)
+			}
+		}
+		if len(hw1) != 0 {
+			t.Errorf("dave's Homework 1 got a grade: %v", hw1)
+		}
+		if len(hw2) != 1 || gradeScore(hw2[0]) != 0.6 {
+			t.Fatalf("dave's Homework 2 holds %v, want 0.6", hw2)
+		}
+	})
+
+	step(t, "7 LTI 1.1: a next edited after signing is refused by ltiauthenticator", func(t *testing.T) {
+		// The launch URL's query is part of the OAuth base string, so a
+		// student cannot swap Homework 1's next for Homework 2's: the hub
+		// itself refuses the launch. This is why LTI 1.1 links count as signed.
+		f := getLaunchForm(t, e.sandbox, "dave", "hw1")
+		other := getLaunchForm(t, e.sandbox, "dave", "hw2")
+		u, err := url.Parse(f.Action)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ou, _ := url.Parse(other.Action)
+		q := u.Query()
+		if q.Get("next") == "" || q.Get("next") == ou.Query().Get("next") {
+			t.Fatalf("the sandbox's launch URL carries no distinct next: %s", f.Action)
+		}
+		q.Set("next", ou.Query().Get("next"))
+		u.RawQuery = q.Encode()
+		form := url.Values{}
+		for k, v := range f.Params {
+			form.Set(k, v)
+		}
+		resp, err := browsers["dave"].noRedir.Post(u.String(), "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Fatalf("the hub accepted a launch whose next was edited after signing: %s (Location %q)", resp.Status, resp.Header.Get("Location"))
+		}
+		t.Logf("edited launch refused: %s", resp.Status)
+	})
 	t.Logf("whole test took %s", time.Since(start).Round(time.Millisecond))
 }
 
@@ -364,7 +433,7 @@ timeout = "10s"
 	urlFile := filepath.Join(tmp, "sandbox.url")
 	args := []string{"--config", e.config, "sandbox", "--listen", "127.0.0.1:0", "--url-file", urlFile,
 		"--hub-url", e.hub.URL, "--course-repo", e.repoURL, "--consumer-key", consumerKey}
-	for _, s := range append(students, "carol") {
+	for _, s := range append(students, "carol", "dave") {
 		args = append(args, "--student", s)
 	}
 	for _, a := range assignments {
