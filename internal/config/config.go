@@ -68,15 +68,38 @@ func Environment() []EnvVar {
 // CLI can map all configuration problems to one exit code with errors.Is.
 var ErrConfig = errors.New("configuration error")
 
-type configError struct{ err error }
+type configError struct {
+	err  error
+	hint string
+}
 
 func (e *configError) Error() string   { return e.err.Error() }
 func (e *configError) Unwrap() []error { return []error{ErrConfig, e.err} }
 
+// Hint says how to fix the problem, for the CLI's "hint:" line; "" if the
+// message says it all.
+func (e *configError) Hint() string { return e.hint }
+
 // errorf builds an error that starts with "config: " and wraps ErrConfig.
 // Callers must never pass a secret value among args.
 func errorf(format string, args ...any) error {
-	return &configError{fmt.Errorf("config: "+format, args...)}
+	return &configError{err: fmt.Errorf("config: "+format, args...)}
+}
+
+// hinted is errorf with a hint.
+func hinted(hint, format string, args ...any) error {
+	return &configError{err: fmt.Errorf("config: "+format, args...), hint: hint}
+}
+
+// readableBy names who besides the owner can read a file of this mode.
+func readableBy(mode fs.FileMode) string {
+	switch {
+	case mode&0o044 == 0o044:
+		return "group and others"
+	case mode&0o040 != 0:
+		return "group"
+	}
+	return "others"
 }
 
 // Options are the inputs Load takes from the process. Zero values mean the
@@ -320,13 +343,13 @@ func Load(o Options) (*Config, error) {
 		return nil, err
 	}
 	if file.path != "" && c.hasInlineSecret() && mode&0o044 != 0 {
-		// Warn rather than refuse: the config file is often meant to be
-		// readable by the graders' accounts, and refusing would stop every
-		// command, not just passback. Secret files, which hold nothing else,
-		// are refused instead (see readSecretFile).
-		c.Warnings = append(c.Warnings, fmt.Sprintf(
-			"config file %s holds inline secrets and is readable by others (mode %04o); move them to secret_file (mode 600) or secret_env",
-			file.path, mode))
+		// Refused, not warned about: whoever can read the file can forge
+		// grades, and a warning in a cron mail nobody reads fixes nothing.
+		// A config file meant for the graders' group keeps its secrets in
+		// secret_file or secret_env, which this check leaves alone.
+		return nil, hinted(
+			fmt.Sprintf("chmod 600 %s, or move the secret to secret_file (a file of mode 600) or secret_env", file.path),
+			"config file %s holds an inline secret and is readable by %s (mode %04o)", file.path, readableBy(mode), mode)
 	}
 	if file.path != "" && mode&0o022 != 0 {
 		c.Warnings = append(c.Warnings, fmt.Sprintf(

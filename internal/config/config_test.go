@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -394,16 +395,13 @@ func checkErrorStyle(t *testing.T, err error) {
 }
 
 func TestConfigFileWarnings(t *testing.T) {
-	inline := "[[lti11.consumers]]\nkey = \"k\"\nsecret = \"x\"\n"
 	env := "[[lti11.consumers]]\nkey = \"k\"\nsecret_env = \"X\"\n"
 	tests := []struct {
 		name, content string
 		mode          os.FileMode
 		want          []string
 	}{
-		{"inline private", inline, 0o600, nil},
-		{"inline group readable", inline, 0o640, []string{"holds inline secrets and is readable by others (mode 0640)"}},
-		{"inline world readable", inline, 0o644, []string{"holds inline secrets and is readable by others (mode 0644)"}},
+		{"inline private", "[[lti11.consumers]]\nkey = \"k\"\nsecret = \"x\"\n", 0o600, nil},
 		{"env world readable", env, 0o644, nil},
 		{"world writable", env, 0o666, []string{"is writable by group or others (mode 0666)"}},
 	}
@@ -422,6 +420,34 @@ func TestConfigFileWarnings(t *testing.T) {
 				if !strings.Contains(c.Warnings[i], w) || !strings.Contains(c.Warnings[i], o.ConfigFlag) {
 					t.Errorf("Warnings[%d] = %q, want %q and the file name", i, c.Warnings[i], w)
 				}
+			}
+		})
+	}
+}
+
+// TestInlineSecretInReadableFile: a config file that others can read must not
+// hold a secret, so such a file is refused (exit 2), not used with a warning.
+func TestInlineSecretInReadableFile(t *testing.T) {
+	inline := "[[lti11.consumers]]\nkey = \"k\"\nsecret = \"x\"\n"
+	for _, tc := range []struct {
+		mode os.FileMode
+		who  string
+	}{{0o640, "group"}, {0o604, "others"}, {0o644, "group and others"}} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			o := testOptions(fakeEnv{}, 0)
+			o.ConfigFlag = writeFile(t, t.TempDir(), "c.toml", inline, tc.mode)
+			_, err := Load(o)
+			if err == nil {
+				t.Fatal("loaded")
+			}
+			checkErrorStyle(t, err)
+			want := fmt.Sprintf("config: config file %s holds an inline secret and is readable by %s (mode %04o)", o.ConfigFlag, tc.who, tc.mode)
+			if err.Error() != want {
+				t.Errorf("err = %q, want %q", err, want)
+			}
+			var h interface{ Hint() string }
+			if !errors.As(err, &h) || !strings.Contains(h.Hint(), "chmod 600 "+o.ConfigFlag) || !strings.Contains(h.Hint(), "secret_file") {
+				t.Errorf("hint = %v", h)
 			}
 		})
 	}

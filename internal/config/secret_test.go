@@ -195,7 +195,8 @@ func TestNoSecretLeaks(t *testing.T) {
 		mode          os.FileMode
 		wantErr       bool
 	}{
-		{"inline ok, world readable", inline, 0o644, false},
+		{"inline, world readable", inline, 0o644, true},
+		{"inline ok", inline, 0o600, false},
 		{"inline with bad duration", inline + "[passback]\ntimeout = \"x\"\n", 0o600, true},
 		{"inline and file", inline + fmt.Sprintf("secret_file = %q\n", good), 0o600, true},
 		{"inline and env", inline + "secret_env = \"LMS_SECRET\"\n", 0o600, true},
