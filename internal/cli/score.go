@@ -118,7 +118,7 @@ func outcomeTarget(app *App, s *store.Session) error {
 	}
 	// Fail before journaling when the score could never be signed.
 	if _, err := cfg.ConsumerSecret(s.Platform); err != nil {
-		return withCode(ExitUsage, err, "add the consumer to [[lti11.consumers]] in the config")
+		return withCode(ExitUsage, err, "") // the hint comes with the error's kind
 	}
 	return nil
 }
@@ -450,7 +450,7 @@ func newResultOpCmd(app *App, op lti11.Op) *cobra.Command {
 			}
 			secret, err := cfg.ConsumerSecret(sess.Platform)
 			if err != nil {
-				return withCode(ExitUsage, err, "add the consumer to [[lti11.consumers]] in the config")
+				return withCode(ExitUsage, err, "") // the hint comes with the error's kind
 			}
 			ctx := app.Context()
 			c := &lti11.Client{HTTP: &http.Client{Timeout: cfg.Passback.Timeout}}
