@@ -82,6 +82,9 @@ func (a *App) Store() (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range st.Warnings() {
+		fmt.Fprintf(a.Err, "ltigrade: warning: %s\n", w)
+	}
 	a.st = st
 	return st, nil
 }

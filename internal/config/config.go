@@ -564,14 +564,22 @@ func resolve(o Options, file fileChoice, raw *rawFile) (*Config, error) {
 	c.record("config", c.Source, file.origin, file.from)
 
 	// database
-	db := first(
-		value[string]{v: o.DBFlag, set: o.DBFlag != "", origin: OriginFlag, from: "--db"},
+	dbs := []value[string]{
+		{v: o.DBFlag, set: o.DBFlag != "", origin: OriginFlag, from: "--db"},
 		env(EnvDatabase),
 		withValue(fromFile(raw.Database != nil), deref(raw.Database)),
-	)
+	}
 	if raw.Database != nil && *raw.Database == "" {
 		return nil, errorf("%s: database is empty; remove the line to use the default", src)
 	}
+	for _, v := range dbs {
+		if v.set {
+			if err := checkDatabase(v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	db := first(dbs...)
 	if !db.set {
 		d, err := defaultDatabase(o)
 		if err != nil {
@@ -585,7 +593,7 @@ func resolve(o Options, file fileChoice, raw *rawFile) (*Config, error) {
 		}
 	}
 	c.Database = db.v
-	c.record("database", db.v, db.origin, db.from)
+	c.record("database", RedactDSN(db.v), db.origin, db.from)
 
 	// paths
 	home := first(withValue(fromFile(raw.Paths.Home != nil), deref(raw.Paths.Home)),
