@@ -9,6 +9,7 @@ import (
 	"github.com/ltigrade/ltigrade/internal/config"
 	"github.com/ltigrade/ltigrade/internal/launch"
 	"github.com/ltigrade/ltigrade/internal/resolve"
+	"github.com/ltigrade/ltigrade/internal/spool"
 	"github.com/ltigrade/ltigrade/internal/store"
 )
 
@@ -68,6 +69,7 @@ func exitCode(err error) (int, string) {
 	var nf *resolve.NotFoundError
 	var amb *resolve.AmbiguousError
 	var se *silentExit
+	var spoolDir *spool.UnsafeDirError
 	switch {
 	case err == nil:
 		return ExitOK, ""
@@ -79,6 +81,8 @@ func exitCode(err error) (int, string) {
 		return ExitUsage, hintOf(err, "")
 	case errors.As(err, &inv), errors.As(err, &in):
 		return ExitUsage, ""
+	case errors.As(err, &spoolDir):
+		return ExitUsage, spoolDir.Hint()
 	case errors.As(err, &nf):
 		return ExitNoSession, nf.Hint()
 	case errors.As(err, &amb):
