@@ -54,7 +54,7 @@ Exit codes: 3 when no session matches, 4 when two LMS assignments match equally 
 	}
 	cmd.Flags().StringVar(&user, "user", "", "JupyterHub user; NOTEBOOK is then inside their notebook root")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, including how it matched")
-	return cmd
+	return readsStore(app, cmd)
 }
 
 func resolveNotebook(app *App, notebook, user string) (*resolve.Result, error) {
@@ -503,7 +503,7 @@ func newResultOpCmd(app *App, op lti11.Op) *cobra.Command {
 	cmd.Flags().StringVar(&user, "user", "", "JupyterHub user; NOTEBOOK is then inside their notebook root")
 	cmd.Flags().Int64Var(&launchID, "launch", 0, "use this launch instead of resolving NOTEBOOK")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
+	return readsStore(app, cmd)
 }
 
 func newPassbacksCmd(app *App) *cobra.Command {
@@ -559,6 +559,6 @@ func newPassbacksCmd(app *App) *cobra.Command {
 	list.Flags().StringVar(&f.Username, "user", "", "only this user")
 	list.Flags().IntVar(&f.Limit, "limit", 0, "at most this many rows (0: all)")
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.AddCommand(list)
+	cmd.AddCommand(readsStore(app, list))
 	return cmd
 }

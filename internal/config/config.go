@@ -906,6 +906,17 @@ func (c *Config) record(key, value string, origin Origin, from string) {
 	c.settings = append(c.settings, Setting{Key: key, Value: value, Origin: origin, From: from})
 }
 
+// Setting returns the effective setting of key (as Describe names it) and
+// whether there is one.
+func (c *Config) Setting(key string) (Setting, bool) {
+	for _, s := range c.settings {
+		if s.Key == key {
+			return s, true
+		}
+	}
+	return Setting{}, false
+}
+
 // Describe lists the effective settings with where each came from. Secret
 // values never appear: inline secrets show as "[redacted]", and secret_file
 // and secret_env show the file or variable name.
