@@ -149,8 +149,13 @@ type Config struct {
 	Warnings []string
 
 	settings []Setting
+	searched []string
 	getenv   func(string) string
 }
+
+// Searched lists the config files Load looked for, in order: the one named
+// by --config or $LTIGRADE_CONFIG, else the system and the per-user file.
+func (c *Config) Searched() []string { return slices.Clone(c.searched) }
 
 // Paths says where users' notebooks live; see package paths.
 type Paths struct {
@@ -364,22 +369,25 @@ type fileChoice struct {
 	path     string
 	origin   Origin
 	from     string // "--config", "$LTIGRADE_CONFIG" or "" when found by searching
+	searched []string
 	warnings []string
 }
 
 func findFile(o Options) (fileChoice, error) {
 	if o.ConfigFlag != "" {
-		return fileChoice{path: o.ConfigFlag, origin: OriginFlag, from: "--config"}, nil
+		return fileChoice{path: o.ConfigFlag, origin: OriginFlag, from: "--config", searched: []string{o.ConfigFlag}}, nil
 	}
 	if p := o.Getenv(EnvConfig); p != "" {
-		return fileChoice{path: p, origin: OriginEnv, from: "$" + EnvConfig}, nil
+		return fileChoice{path: p, origin: OriginEnv, from: "$" + EnvConfig, searched: []string{p}}, nil
 	}
+	searched := []string{SystemConfigFile}
 	var user string
 	if dir := xdgDir(o.Getenv, "XDG_CONFIG_HOME", ".config"); dir != "" {
 		user = filepath.Join(dir, "ltigrade", "config.toml")
+		searched = append(searched, user)
 	}
 	if o.FileExists(SystemConfigFile) {
-		fc := fileChoice{path: SystemConfigFile, origin: OriginDefault}
+		fc := fileChoice{path: SystemConfigFile, origin: OriginDefault, searched: searched}
 		if user != "" && o.FileExists(user) {
 			fc.warnings = append(fc.warnings, fmt.Sprintf(
 				"ignoring %s because %s exists; name it with --config or $%s to use it", user, SystemConfigFile, EnvConfig))
@@ -387,9 +395,9 @@ func findFile(o Options) (fileChoice, error) {
 		return fc, nil
 	}
 	if user != "" && o.FileExists(user) {
-		return fileChoice{path: user, origin: OriginDefault}, nil
+		return fileChoice{path: user, origin: OriginDefault, searched: searched}, nil
 	}
-	return fileChoice{origin: OriginDefault}, nil
+	return fileChoice{origin: OriginDefault, searched: searched}, nil
 }
 
 // xdgDir returns $name, or $HOME/fallback when it is unset. Relative values
@@ -548,7 +556,7 @@ func first[T any](cands ...value[T]) value[T] {
 // overrides it, so a broken file cannot hide behind an environment variable
 // until the day the variable is gone.
 func resolve(o Options, file fileChoice, raw *rawFile) (*Config, error) {
-	c := &Config{getenv: o.Getenv, Warnings: file.warnings}
+	c := &Config{getenv: o.Getenv, Warnings: file.warnings, searched: file.searched}
 	if file.path != "" {
 		c.Source = file.path
 		if abs, err := filepath.Abs(file.path); err == nil {
@@ -965,6 +973,9 @@ func (c *Config) resolvePlatforms(raws []rawPlatform) error {
 		c.record(pre+"private_key_file", p.PrivateKeyFile, OriginFile, src)
 		c.record(pre+"key_id", p.KeyID, OriginFile, src)
 		c.record(pre+"canvas", strconv.FormatBool(p.Canvas), OriginFile, src)
+	}
+	if len(raws) == 0 {
+		c.record("lti13.platforms", "[]", OriginDefault, "")
 	}
 	return nil
 }

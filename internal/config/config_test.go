@@ -70,7 +70,10 @@ func TestDefaults(t *testing.T) {
 		Hub:      Hub{SpoolDir: "/home/ann/.local/share/ltigrade/spool", RecordTimeout: 5 * time.Second, Env: DefaultHubEnv},
 		Sandbox:  Sandbox{Listen: "127.0.0.1:8765", HubURL: "http://127.0.0.1:8000"},
 	}
-	c.settings, c.getenv = nil, nil
+	if got, want := c.Searched(), []string{SystemConfigFile, "/home/ann/.config/ltigrade/config.toml"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Searched = %q, want %q", got, want)
+	}
+	c.settings, c.searched, c.getenv = nil, nil, nil
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %#v\nwant %#v", c, want)
 	}
@@ -147,6 +150,14 @@ func TestFindFile(t *testing.T) {
 			}
 			if fc.path != tc.want || fc.origin != tc.origin || (len(fc.warnings) > 0) != tc.warn {
 				t.Errorf("findFile = %+v, want %q %q warn=%v", fc, tc.want, tc.origin, tc.warn)
+			}
+			// What was looked for is reported by `config show`.
+			if tc.flag != "" || tc.env[EnvConfig] != "" {
+				if len(fc.searched) != 1 || fc.searched[0] != tc.want {
+					t.Errorf("searched = %q, want only %q", fc.searched, tc.want)
+				}
+			} else if len(fc.searched) == 0 || fc.searched[0] != SystemConfigFile || (len(fc.searched) == 2) != (tc.env["HOME"] != "") {
+				t.Errorf("searched = %q, want %s and the per-user file if there is a HOME", fc.searched, SystemConfigFile)
 			}
 		})
 	}
@@ -298,6 +309,7 @@ timeout = "1m30s"
 		{"lti11.consumers[1].secret_file", filepath.Join(dir, "keys/b"), OriginFile, cfgPath},
 		{"lti11.consumers[2].key", "c", OriginFile, cfgPath},
 		{"lti11.consumers[2].secret_env", "C_SECRET", OriginFile, cfgPath},
+		{"lti13.platforms", "[]", OriginDefault, ""},
 		{"passback.concurrency", "256", OriginFile, cfgPath},
 		{"passback.timeout", "1m30s", OriginFile, cfgPath},
 	}
@@ -318,6 +330,7 @@ func TestDescribeDefaultsAndEnv(t *testing.T) {
 		{"paths.nbgitpuller_parent", "", OriginDefault, ""},
 		{"paths.patterns", "[]", OriginDefault, ""},
 		{"lti11.consumers", "[]", OriginDefault, ""},
+		{"lti13.platforms", "[]", OriginDefault, ""},
 		{"passback.concurrency", "8", OriginDefault, ""},
 		{"passback.timeout", "45s", OriginEnv, "$LTIGRADE_PASSBACK_TIMEOUT"},
 	}
