@@ -98,8 +98,8 @@ func exitCode(err error) (int, string) {
 }
 
 // hinter is an error that knows how it is fixed: config errors (a secret
-// file's mode, an unknown consumer) and key files name their own remedy,
-// which no caller can guess from the command alone.
+// file's mode, an unknown consumer), key files and the spool directory name
+// their own remedy, which no caller can guess from the command alone.
 type hinter interface{ Hint() string }
 
 // hintOf is the hint the error carries, else fallback (the command's own
