@@ -2,12 +2,15 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
 
 	"github.com/ltigrade/ltigrade/internal/config"
 	"github.com/ltigrade/ltigrade/internal/store"
@@ -37,6 +40,24 @@ type App struct {
 	cfg        *config.Config
 	st         store.Store
 	ctx        context.Context
+
+	// storeMustExist is set for commands that only read the store (see
+	// readsStore): they fail on a database that does not exist instead of
+	// creating an empty one and answering "nothing".
+	storeMustExist bool
+}
+
+// readsStore marks cmd as one that only reads the store, so it needs an
+// existing database. Such a command may still write to it (the AGS token
+// cache, launches ingested from the spool): the rule is only that the
+// database exists, which is what tells a wrong path from an empty store.
+func readsStore(app *App, cmd *cobra.Command) *cobra.Command {
+	run := cmd.RunE
+	cmd.RunE = func(c *cobra.Command, a []string) error {
+		app.storeMustExist = true
+		return run(c, a)
+	}
+	return cmd
 }
 
 // NewApp returns an App on the process's streams and environment.
@@ -84,9 +105,17 @@ func (a *App) Store() (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.storeMustExist {
+		if err := databaseExists(cfg); err != nil {
+			return nil, err
+		}
+	}
 	st, err := store.OpenSQLite(cfg.Database)
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range st.Warnings() {
+		fmt.Fprintf(a.Err, "ltigrade: warning: %s\n", w)
 	}
 	a.st = st
 	return st, nil
@@ -98,4 +127,33 @@ func (a *App) Close() {
 		a.st.Close()
 		a.st = nil
 	}
+}
+
+// databaseExists fails (exit 2) when the configured database file does not
+// exist, naming it and what chose it: on a hub that is nearly always the
+// wrong user's default or a typo, not an empty store. Other errors are left
+// to the open, which reports them better.
+func databaseExists(cfg *config.Config) error {
+	_, err := os.Stat(cfg.Database)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return withCode(ExitUsage, fmt.Errorf("database %s does not exist (%s)", cfg.Database, databaseOrigin(cfg)),
+		"set database in the config file, $"+config.EnvDatabase+" or --db to the database `ltigrade record` writes (it creates it)")
+}
+
+// databaseOrigin says what set the database, for errors.
+func databaseOrigin(cfg *config.Config) string {
+	s, _ := cfg.Setting("database")
+	switch s.Origin {
+	case config.OriginFlag, config.OriginEnv:
+		return "named by " + s.From
+	case config.OriginFile:
+		return "named by database in " + s.From
+	}
+	file := cfg.Source
+	if file == "" {
+		file = "a config file (none was loaded)"
+	}
+	return "the default; nothing sets --db, $" + config.EnvDatabase + " or database in " + file
 }

@@ -68,7 +68,9 @@ Fields: ` + strings.Join(envFieldNames(), ", ") + `.
 Default hub.env: ` + strings.Join(config.DefaultHubEnv, ", ") + `.
 Secrets and grade targets (outcome URL, sourcedid, line items, auth_state) are
 never available. Newlines and other control characters in values become spaces;
-empty fields are left out. A user without any LTI launch gets no output and exit 0.`,
+empty fields are left out. A user without any LTI launch gets no output and exit 0;
+a database that does not exist is an error (exit 2) naming it, as it is for every
+command that only reads the store.`,
 		Example: `  ltigrade env --user alice
   ltigrade env --user alice --json`,
 		Args: args(cobra.NoArgs),
@@ -118,7 +120,7 @@ empty fields are left out. A user without any LTI launch gets no output and exit
 	}
 	cmd.Flags().StringVar(&user, "user", "", "JupyterHub user name")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON object of the variables")
-	return cmd
+	return readsStore(app, cmd)
 }
 
 // envSelection resolves hub.env, refusing unknown and secret field names so

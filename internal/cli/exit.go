@@ -9,6 +9,7 @@ import (
 	"github.com/ltigrade/ltigrade/internal/config"
 	"github.com/ltigrade/ltigrade/internal/launch"
 	"github.com/ltigrade/ltigrade/internal/resolve"
+	"github.com/ltigrade/ltigrade/internal/spool"
 	"github.com/ltigrade/ltigrade/internal/store"
 )
 
@@ -68,15 +69,20 @@ func exitCode(err error) (int, string) {
 	var nf *resolve.NotFoundError
 	var amb *resolve.AmbiguousError
 	var se *silentExit
+	var spoolDir *spool.UnsafeDirError
 	switch {
 	case err == nil:
 		return ExitOK, ""
 	case errors.As(err, &se):
 		return se.code, ""
 	case errors.As(err, &ee):
-		return ee.code, ee.hint
-	case errors.As(err, &inv), errors.As(err, &in), errors.Is(err, config.ErrConfig):
+		return ee.code, hintOf(ee.err, ee.hint)
+	case errors.Is(err, config.ErrConfig):
+		return ExitUsage, hintOf(err, "")
+	case errors.As(err, &inv), errors.As(err, &in):
 		return ExitUsage, ""
+	case errors.As(err, &spoolDir):
+		return ExitUsage, spoolDir.Hint()
 	case errors.As(err, &nf):
 		return ExitNoSession, nf.Hint()
 	case errors.As(err, &amb):
@@ -89,6 +95,21 @@ func exitCode(err error) (int, string) {
 		return ExitUsage, ""
 	}
 	return ExitError, ""
+}
+
+// hinter is an error that knows how it is fixed: config errors (a secret
+// file's mode, an unknown consumer), key files and the spool directory name
+// their own remedy, which no caller can guess from the command alone.
+type hinter interface{ Hint() string }
+
+// hintOf is the hint the error carries, else fallback (the command's own
+// guess): the error knows the exact cause, the command only the likely one.
+func hintOf(err error, fallback string) string {
+	var h hinter
+	if errors.As(err, &h) && h.Hint() != "" {
+		return h.Hint()
+	}
+	return fallback
 }
 
 // isFlagError recognises cobra/pflag argument errors, which are not typed.

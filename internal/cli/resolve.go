@@ -68,7 +68,7 @@ equally well, or the match rests on an unconfirmed unsigned link.`,
 	}
 	cmd.Flags().StringVar(&user, "user", "", "JupyterHub user; NOTEBOOK is then inside their notebook root")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, including how it matched and what each candidate covers")
-	return cmd
+	return readsStore(app, cmd)
 }
 
 func resolveNotebook(app *App, notebook, user string) (*resolve.Result, error) {

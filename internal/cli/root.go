@@ -121,6 +121,7 @@ Start with ` + "`ltigrade demo`" + ` to see the whole loop against a built-in LM
 		group(newImportCmd(app)),
 		group(newNbgraderCmd(app)),
 		group(newOtterCmd(app)),
+		group(newConfigCmd(app)),
 		newGenCmd(app),
 		helpTopic("exit-codes", "Exit codes of ltigrade commands", exitCodesText()),
 		helpTopic("environment", "Environment variables ltigrade reads", environmentText()),

@@ -36,7 +36,7 @@ func outcomeTarget(app *App, s *store.Session) error {
 	}
 	// Fail before journaling when the score could never be signed.
 	if _, err := cfg.ConsumerSecret(s.Platform); err != nil {
-		return withCode(ExitUsage, err, "add the consumer to [[lti11.consumers]] in the config")
+		return withCode(ExitUsage, err, "") // the hint comes with the error's kind
 	}
 	return nil
 }
@@ -368,7 +368,7 @@ func newResultOpCmd(app *App, op lti11.Op) *cobra.Command {
 			}
 			secret, err := cfg.ConsumerSecret(sess.Platform)
 			if err != nil {
-				return withCode(ExitUsage, err, "add the consumer to [[lti11.consumers]] in the config")
+				return withCode(ExitUsage, err, "") // the hint comes with the error's kind
 			}
 			ctx := app.Context()
 			c := &lti11.Client{HTTP: &http.Client{Timeout: cfg.Passback.Timeout}}
@@ -421,7 +421,7 @@ func newResultOpCmd(app *App, op lti11.Op) *cobra.Command {
 	cmd.Flags().StringVar(&user, "user", "", "JupyterHub user; NOTEBOOK is then inside their notebook root")
 	cmd.Flags().Int64Var(&launchID, "launch", 0, "use this launch instead of resolving NOTEBOOK")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
+	return readsStore(app, cmd)
 }
 
 func newPassbacksCmd(app *App) *cobra.Command {
@@ -477,6 +477,6 @@ func newPassbacksCmd(app *App) *cobra.Command {
 	list.Flags().StringVar(&f.Username, "user", "", "only this user")
 	list.Flags().IntVar(&f.Limit, "limit", 0, "at most this many rows (0: all)")
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.AddCommand(list)
+	cmd.AddCommand(readsStore(app, list))
 	return cmd
 }

@@ -34,7 +34,7 @@ func newSessionsCmd(app *App) *cobra.Command {
 where a score for that student and LMS assignment goes. Every launch is kept too
 (see --all).`,
 	}
-	cmd.AddCommand(newSessionsListCmd(app), newSessionsShowCmd(app), newSessionsPruneCmd(app))
+	cmd.AddCommand(readsStore(app, newSessionsListCmd(app)), readsStore(app, newSessionsShowCmd(app)), newSessionsPruneCmd(app))
 	return cmd
 }
 

@@ -68,15 +68,38 @@ func Environment() []EnvVar {
 // CLI can map all configuration problems to one exit code with errors.Is.
 var ErrConfig = errors.New("configuration error")
 
-type configError struct{ err error }
+type configError struct {
+	err  error
+	hint string
+}
 
 func (e *configError) Error() string   { return e.err.Error() }
 func (e *configError) Unwrap() []error { return []error{ErrConfig, e.err} }
 
+// Hint says how to fix the problem, for the CLI's "hint:" line; "" if the
+// message says it all.
+func (e *configError) Hint() string { return e.hint }
+
 // errorf builds an error that starts with "config: " and wraps ErrConfig.
 // Callers must never pass a secret value among args.
 func errorf(format string, args ...any) error {
-	return &configError{fmt.Errorf("config: "+format, args...)}
+	return &configError{err: fmt.Errorf("config: "+format, args...)}
+}
+
+// hinted is errorf with a hint.
+func hinted(hint, format string, args ...any) error {
+	return &configError{err: fmt.Errorf("config: "+format, args...), hint: hint}
+}
+
+// readableBy names who besides the owner can read a file of this mode.
+func readableBy(mode fs.FileMode) string {
+	switch {
+	case mode&0o044 == 0o044:
+		return "group and others"
+	case mode&0o040 != 0:
+		return "group"
+	}
+	return "others"
 }
 
 // Options are the inputs Load takes from the process. Zero values mean the
@@ -126,8 +149,13 @@ type Config struct {
 	Warnings []string
 
 	settings []Setting
+	searched []string
 	getenv   func(string) string
 }
+
+// Searched lists the config files Load looked for, in order: the one named
+// by --config or $LTIGRADE_CONFIG, else the system and the per-user file.
+func (c *Config) Searched() []string { return slices.Clone(c.searched) }
 
 // Paths says where users' notebooks live; see package paths.
 type Paths struct {
@@ -320,13 +348,13 @@ func Load(o Options) (*Config, error) {
 		return nil, err
 	}
 	if file.path != "" && c.hasInlineSecret() && mode&0o044 != 0 {
-		// Warn rather than refuse: the config file is often meant to be
-		// readable by the graders' accounts, and refusing would stop every
-		// command, not just passback. Secret files, which hold nothing else,
-		// are refused instead (see readSecretFile).
-		c.Warnings = append(c.Warnings, fmt.Sprintf(
-			"config file %s holds inline secrets and is readable by others (mode %04o); move them to secret_file (mode 600) or secret_env",
-			file.path, mode))
+		// Refused, not warned about: whoever can read the file can forge
+		// grades, and a warning in a cron mail nobody reads fixes nothing.
+		// A config file meant for the graders' group keeps its secrets in
+		// secret_file or secret_env, which this check leaves alone.
+		return nil, hinted(
+			fmt.Sprintf("chmod 600 %s, or move the secret to secret_file (a file of mode 600) or secret_env", file.path),
+			"config file %s holds an inline secret and is readable by %s (mode %04o)", file.path, readableBy(mode), mode)
 	}
 	if file.path != "" && mode&0o022 != 0 {
 		c.Warnings = append(c.Warnings, fmt.Sprintf(
@@ -341,22 +369,25 @@ type fileChoice struct {
 	path     string
 	origin   Origin
 	from     string // "--config", "$LTIGRADE_CONFIG" or "" when found by searching
+	searched []string
 	warnings []string
 }
 
 func findFile(o Options) (fileChoice, error) {
 	if o.ConfigFlag != "" {
-		return fileChoice{path: o.ConfigFlag, origin: OriginFlag, from: "--config"}, nil
+		return fileChoice{path: o.ConfigFlag, origin: OriginFlag, from: "--config", searched: []string{o.ConfigFlag}}, nil
 	}
 	if p := o.Getenv(EnvConfig); p != "" {
-		return fileChoice{path: p, origin: OriginEnv, from: "$" + EnvConfig}, nil
+		return fileChoice{path: p, origin: OriginEnv, from: "$" + EnvConfig, searched: []string{p}}, nil
 	}
+	searched := []string{SystemConfigFile}
 	var user string
 	if dir := xdgDir(o.Getenv, "XDG_CONFIG_HOME", ".config"); dir != "" {
 		user = filepath.Join(dir, "ltigrade", "config.toml")
+		searched = append(searched, user)
 	}
 	if o.FileExists(SystemConfigFile) {
-		fc := fileChoice{path: SystemConfigFile, origin: OriginDefault}
+		fc := fileChoice{path: SystemConfigFile, origin: OriginDefault, searched: searched}
 		if user != "" && o.FileExists(user) {
 			fc.warnings = append(fc.warnings, fmt.Sprintf(
 				"ignoring %s because %s exists; name it with --config or $%s to use it", user, SystemConfigFile, EnvConfig))
@@ -364,9 +395,9 @@ func findFile(o Options) (fileChoice, error) {
 		return fc, nil
 	}
 	if user != "" && o.FileExists(user) {
-		return fileChoice{path: user, origin: OriginDefault}, nil
+		return fileChoice{path: user, origin: OriginDefault, searched: searched}, nil
 	}
-	return fileChoice{origin: OriginDefault}, nil
+	return fileChoice{origin: OriginDefault, searched: searched}, nil
 }
 
 // xdgDir returns $name, or $HOME/fallback when it is unset. Relative values
@@ -525,7 +556,7 @@ func first[T any](cands ...value[T]) value[T] {
 // overrides it, so a broken file cannot hide behind an environment variable
 // until the day the variable is gone.
 func resolve(o Options, file fileChoice, raw *rawFile) (*Config, error) {
-	c := &Config{getenv: o.Getenv, Warnings: file.warnings}
+	c := &Config{getenv: o.Getenv, Warnings: file.warnings, searched: file.searched}
 	if file.path != "" {
 		c.Source = file.path
 		if abs, err := filepath.Abs(file.path); err == nil {
@@ -541,14 +572,22 @@ func resolve(o Options, file fileChoice, raw *rawFile) (*Config, error) {
 	c.record("config", c.Source, file.origin, file.from)
 
 	// database
-	db := first(
-		value[string]{v: o.DBFlag, set: o.DBFlag != "", origin: OriginFlag, from: "--db"},
+	dbs := []value[string]{
+		{v: o.DBFlag, set: o.DBFlag != "", origin: OriginFlag, from: "--db"},
 		env(EnvDatabase),
 		withValue(fromFile(raw.Database != nil), deref(raw.Database)),
-	)
+	}
 	if raw.Database != nil && *raw.Database == "" {
 		return nil, errorf("%s: database is empty; remove the line to use the default", src)
 	}
+	for _, v := range dbs {
+		if v.set {
+			if err := checkDatabase(v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	db := first(dbs...)
 	if !db.set {
 		d, err := defaultDatabase(o)
 		if err != nil {
@@ -562,7 +601,7 @@ func resolve(o Options, file fileChoice, raw *rawFile) (*Config, error) {
 		}
 	}
 	c.Database = db.v
-	c.record("database", db.v, db.origin, db.from)
+	c.record("database", RedactDSN(db.v), db.origin, db.from)
 
 	// paths
 	home := first(withValue(fromFile(raw.Paths.Home != nil), deref(raw.Paths.Home)),
@@ -875,6 +914,17 @@ func (c *Config) record(key, value string, origin Origin, from string) {
 	c.settings = append(c.settings, Setting{Key: key, Value: value, Origin: origin, From: from})
 }
 
+// Setting returns the effective setting of key (as Describe names it) and
+// whether there is one.
+func (c *Config) Setting(key string) (Setting, bool) {
+	for _, s := range c.settings {
+		if s.Key == key {
+			return s, true
+		}
+	}
+	return Setting{}, false
+}
+
 // Describe lists the effective settings with where each came from. Secret
 // values never appear: inline secrets show as "[redacted]", and secret_file
 // and secret_env show the file or variable name.
@@ -923,6 +973,9 @@ func (c *Config) resolvePlatforms(raws []rawPlatform) error {
 		c.record(pre+"private_key_file", p.PrivateKeyFile, OriginFile, src)
 		c.record(pre+"key_id", p.KeyID, OriginFile, src)
 		c.record(pre+"canvas", strconv.FormatBool(p.Canvas), OriginFile, src)
+	}
+	if len(raws) == 0 {
+		c.record("lti13.platforms", "[]", OriginDefault, "")
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -69,7 +70,10 @@ func TestDefaults(t *testing.T) {
 		Hub:      Hub{SpoolDir: "/home/ann/.local/share/ltigrade/spool", RecordTimeout: 5 * time.Second, Env: DefaultHubEnv},
 		Sandbox:  Sandbox{Listen: "127.0.0.1:8765", HubURL: "http://127.0.0.1:8000"},
 	}
-	c.settings, c.getenv = nil, nil
+	if got, want := c.Searched(), []string{SystemConfigFile, "/home/ann/.config/ltigrade/config.toml"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Searched = %q, want %q", got, want)
+	}
+	c.settings, c.searched, c.getenv = nil, nil, nil
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %#v\nwant %#v", c, want)
 	}
@@ -146,6 +150,14 @@ func TestFindFile(t *testing.T) {
 			}
 			if fc.path != tc.want || fc.origin != tc.origin || (len(fc.warnings) > 0) != tc.warn {
 				t.Errorf("findFile = %+v, want %q %q warn=%v", fc, tc.want, tc.origin, tc.warn)
+			}
+			// What was looked for is reported by `config show`.
+			if tc.flag != "" || tc.env[EnvConfig] != "" {
+				if len(fc.searched) != 1 || fc.searched[0] != tc.want {
+					t.Errorf("searched = %q, want only %q", fc.searched, tc.want)
+				}
+			} else if len(fc.searched) == 0 || fc.searched[0] != SystemConfigFile || (len(fc.searched) == 2) != (tc.env["HOME"] != "") {
+				t.Errorf("searched = %q, want %s and the per-user file if there is a HOME", fc.searched, SystemConfigFile)
 			}
 		})
 	}
@@ -297,6 +309,7 @@ timeout = "1m30s"
 		{"lti11.consumers[1].secret_file", filepath.Join(dir, "keys/b"), OriginFile, cfgPath},
 		{"lti11.consumers[2].key", "c", OriginFile, cfgPath},
 		{"lti11.consumers[2].secret_env", "C_SECRET", OriginFile, cfgPath},
+		{"lti13.platforms", "[]", OriginDefault, ""},
 		{"passback.concurrency", "256", OriginFile, cfgPath},
 		{"passback.timeout", "1m30s", OriginFile, cfgPath},
 	}
@@ -317,6 +330,7 @@ func TestDescribeDefaultsAndEnv(t *testing.T) {
 		{"paths.nbgitpuller_parent", "", OriginDefault, ""},
 		{"paths.patterns", "[]", OriginDefault, ""},
 		{"lti11.consumers", "[]", OriginDefault, ""},
+		{"lti13.platforms", "[]", OriginDefault, ""},
 		{"passback.concurrency", "8", OriginDefault, ""},
 		{"passback.timeout", "45s", OriginEnv, "$LTIGRADE_PASSBACK_TIMEOUT"},
 	}
@@ -394,16 +408,13 @@ func checkErrorStyle(t *testing.T, err error) {
 }
 
 func TestConfigFileWarnings(t *testing.T) {
-	inline := "[[lti11.consumers]]\nkey = \"k\"\nsecret = \"x\"\n"
 	env := "[[lti11.consumers]]\nkey = \"k\"\nsecret_env = \"X\"\n"
 	tests := []struct {
 		name, content string
 		mode          os.FileMode
 		want          []string
 	}{
-		{"inline private", inline, 0o600, nil},
-		{"inline group readable", inline, 0o640, []string{"holds inline secrets and is readable by others (mode 0640)"}},
-		{"inline world readable", inline, 0o644, []string{"holds inline secrets and is readable by others (mode 0644)"}},
+		{"inline private", "[[lti11.consumers]]\nkey = \"k\"\nsecret = \"x\"\n", 0o600, nil},
 		{"env world readable", env, 0o644, nil},
 		{"world writable", env, 0o666, []string{"is writable by group or others (mode 0666)"}},
 	}
@@ -422,6 +433,34 @@ func TestConfigFileWarnings(t *testing.T) {
 				if !strings.Contains(c.Warnings[i], w) || !strings.Contains(c.Warnings[i], o.ConfigFlag) {
 					t.Errorf("Warnings[%d] = %q, want %q and the file name", i, c.Warnings[i], w)
 				}
+			}
+		})
+	}
+}
+
+// TestInlineSecretInReadableFile: a config file that others can read must not
+// hold a secret, so such a file is refused (exit 2), not used with a warning.
+func TestInlineSecretInReadableFile(t *testing.T) {
+	inline := "[[lti11.consumers]]\nkey = \"k\"\nsecret = \"x\"\n"
+	for _, tc := range []struct {
+		mode os.FileMode
+		who  string
+	}{{0o640, "group"}, {0o604, "others"}, {0o644, "group and others"}} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			o := testOptions(fakeEnv{}, 0)
+			o.ConfigFlag = writeFile(t, t.TempDir(), "c.toml", inline, tc.mode)
+			_, err := Load(o)
+			if err == nil {
+				t.Fatal("loaded")
+			}
+			checkErrorStyle(t, err)
+			want := fmt.Sprintf("config: config file %s holds an inline secret and is readable by %s (mode %04o)", o.ConfigFlag, tc.who, tc.mode)
+			if err.Error() != want {
+				t.Errorf("err = %q, want %q", err, want)
+			}
+			var h interface{ Hint() string }
+			if !errors.As(err, &h) || !strings.Contains(h.Hint(), "chmod 600 "+o.ConfigFlag) || !strings.Contains(h.Hint(), "secret_file") {
+				t.Errorf("hint = %v", h)
 			}
 		})
 	}

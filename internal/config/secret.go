@@ -72,11 +72,49 @@ func (c *Config) ConsumerSecret(key string) (Secret, error) {
 			return k.src.load(c.getenv)
 		}
 	}
-	if c.Source == "" {
-		return Secret{}, errorf("no LTI 1.1 consumer with key %q: no config file was loaded; name one with --config or $%s", key, EnvConfig)
-	}
-	return Secret{}, errorf("no LTI 1.1 consumer with key %q in %s", key, c.Source)
+	return Secret{}, &UnknownConsumerError{Key: key, Source: c.Source}
 }
+
+// UnknownConsumerError is a consumer key the config has no
+// [[lti11.consumers]] entry for.
+type UnknownConsumerError struct {
+	Key    string
+	Source string // the config file loaded, "" if none
+}
+
+func (e *UnknownConsumerError) Error() string {
+	if e.Source == "" {
+		return fmt.Sprintf("config: no LTI 1.1 consumer with key %q: no config file was loaded; name one with --config or $%s", e.Key, EnvConfig)
+	}
+	return fmt.Sprintf("config: no LTI 1.1 consumer with key %q in %s", e.Key, e.Source)
+}
+
+func (e *UnknownConsumerError) Unwrap() error { return ErrConfig }
+
+// Hint is the fix the CLI suggests.
+func (e *UnknownConsumerError) Hint() string {
+	if e.Source == "" {
+		return "add the consumer to [[lti11.consumers]] in a config file"
+	}
+	return "add the consumer to [[lti11.consumers]] in " + e.Source
+}
+
+// SecretModeError is a secret file that group or others may read or write.
+type SecretModeError struct {
+	Consumer string
+	Path     string
+	Mode     fs.FileMode // permission bits
+}
+
+func (e *SecretModeError) Error() string {
+	return fmt.Sprintf("config: consumer %q: secret file %s has mode %04o; it must not be readable or writable by group or others (chmod 600 %s)",
+		e.Consumer, e.Path, e.Mode, e.Path)
+}
+
+func (e *SecretModeError) Unwrap() error { return ErrConfig }
+
+// Hint is the fix the CLI suggests.
+func (e *SecretModeError) Hint() string { return "chmod 600 " + e.Path }
 
 func (s *secretSource) load(getenv func(string) string) (Secret, error) {
 	switch {
@@ -121,8 +159,7 @@ func readSecretFile(consumer, name string) (Secret, error) {
 	case !mode.IsRegular():
 		return Secret{}, errorf("consumer %q: secret file %s is not a regular file (%s)", consumer, name, mode.Type())
 	case mode.Perm()&0o077 != 0:
-		return Secret{}, errorf("consumer %q: secret file %s has mode %04o; it must not be readable or writable by group or others (chmod 600 %s)",
-			consumer, name, mode.Perm(), name)
+		return Secret{}, &SecretModeError{Consumer: consumer, Path: name, Mode: mode.Perm()}
 	case fi.Size() > MaxSecretFileSize:
 		return Secret{}, errorf("consumer %q: secret file %s is larger than %d KiB; it must hold only the secret", consumer, name, MaxSecretFileSize>>10)
 	}

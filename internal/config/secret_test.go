@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -195,7 +196,8 @@ func TestNoSecretLeaks(t *testing.T) {
 		mode          os.FileMode
 		wantErr       bool
 	}{
-		{"inline ok, world readable", inline, 0o644, false},
+		{"inline, world readable", inline, 0o644, true},
+		{"inline ok", inline, 0o600, false},
 		{"inline with bad duration", inline + "[passback]\ntimeout = \"x\"\n", 0o600, true},
 		{"inline and file", inline + fmt.Sprintf("secret_file = %q\n", good), 0o600, true},
 		{"inline and env", inline + "secret_env = \"LMS_SECRET\"\n", 0o600, true},
@@ -244,4 +246,50 @@ func TestSyntaxErrorsKeptWhenSafe(t *testing.T) {
 	if err == nil || !strings.HasSuffix(err.Error(), ":3: invalid TOML: syntax error (details withheld because the line may hold a secret)") {
 		t.Errorf("err = %v", err)
 	}
+}
+
+// TestSecretErrorKinds: the CLI picks its hint by the kind of error, so a
+// secret file's bad mode says chmod and only an unknown key says to add the
+// consumer.
+func TestSecretErrorKinds(t *testing.T) {
+	dir := t.TempDir()
+	loose := writeFile(t, dir, "loose", secretValue, 0o640)
+	o := testOptions(fakeEnv{}, 0)
+	c, err := loadString(t, fmt.Sprintf("[[lti11.consumers]]\nkey = \"file\"\nsecret_file = %q\n[[lti11.consumers]]\nkey = \"env\"\nsecret_env = \"UNSET\"\n", loose), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hint := func(err error) string {
+		var h interface{ Hint() string }
+		if errors.As(err, &h) {
+			return h.Hint()
+		}
+		return ""
+	}
+
+	_, err = c.ConsumerSecret("file")
+	var me *SecretModeError
+	if !errors.As(err, &me) || me.Path != loose || me.Mode != 0o640 || me.Consumer != "file" {
+		t.Fatalf("bad mode: err = %#v, want a *SecretModeError", err)
+	}
+	checkErrorStyle(t, err)
+	if h := hint(err); h != "chmod 600 "+loose {
+		t.Errorf("bad mode hint = %q", h)
+	}
+
+	_, err = c.ConsumerSecret("nope")
+	var ue *UnknownConsumerError
+	if !errors.As(err, &ue) || ue.Key != "nope" {
+		t.Fatalf("unknown key: err = %#v, want an *UnknownConsumerError", err)
+	}
+	checkErrorStyle(t, err)
+	if h := hint(err); !strings.Contains(h, "add the consumer to [[lti11.consumers]] in "+c.Source) {
+		t.Errorf("unknown key hint = %q", h)
+	}
+
+	_, err = c.ConsumerSecret("env")
+	if errors.As(err, &me) || errors.As(err, &ue) || strings.Contains(hint(err), "[[lti11.consumers]]") {
+		t.Errorf("unset secret_env: err = %v, hint %q", err, hint(err))
+	}
+	checkErrorStyle(t, err)
 }

@@ -157,6 +157,20 @@ func WriteFile(name string, p PrivateKey, overwrite bool) error {
 	return nil
 }
 
+// ModeError is a key file that group or others may read or write.
+type ModeError struct {
+	Path string
+	Mode fs.FileMode // permission bits
+}
+
+func (e *ModeError) Error() string {
+	return fmt.Sprintf("key file %s has mode %04o; it must not be readable or writable by group or others (chmod 600 %s)",
+		e.Path, e.Mode, e.Path)
+}
+
+// Hint is the fix the CLI suggests.
+func (e *ModeError) Hint() string { return "chmod 600 " + e.Path }
+
 // LoadFile reads a PEM private key (PKCS #8 or PKCS #1), refusing files that
 // group or others can read or write, non-regular files, oversized files and
 // keys under MinBits.
@@ -176,8 +190,7 @@ func LoadFile(name string) (PrivateKey, error) {
 	case !mode.IsRegular():
 		return PrivateKey{}, fmt.Errorf("key file %s is not a regular file (%s)", name, mode.Type())
 	case mode.Perm()&0o077 != 0:
-		return PrivateKey{}, fmt.Errorf("key file %s has mode %04o; it must not be readable or writable by group or others (chmod 600 %s)",
-			name, mode.Perm(), name)
+		return PrivateKey{}, &ModeError{Path: name, Mode: mode.Perm()}
 	case fi.Size() > MaxKeyFileSize:
 		return PrivateKey{}, fmt.Errorf("key file %s is larger than %d KiB; it must hold only the key", name, MaxKeyFileSize>>10)
 	}

@@ -164,6 +164,11 @@ func TestLoadRefusesLooseModes(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("mode %04o: err = %v", mode, err)
 		}
+		// The CLI's hint depends on the kind: chmod, not "add the platform".
+		var me *ModeError
+		if !errors.As(err, &me) || me.Path != name || me.Mode != mode || me.Hint() != "chmod 600 "+name {
+			t.Errorf("mode %04o: err = %#v, want a *ModeError", mode, err)
+		}
 	}
 	os.Chmod(name, 0o400)
 	if _, err := LoadFile(name); err != nil {

@@ -68,7 +68,8 @@ type Batch struct {
 // Ingest records each spooled launch with record, one at a time: a
 // *launch.InvalidError moves the file to failed/, any other error (the
 // database is not writable...) puts it back and stops with that error. A
-// missing dir (nothing was ever spooled) or an empty one is not an error.
+// missing dir (nothing was ever spooled) or an empty one is not an error;
+// one writable by others is refused whole (see CheckDir).
 func Ingest(ctx context.Context, dir string, record func(data []byte) error) (Stats, error) {
 	return IngestBatch(ctx, dir, Batch{Size: 1, Add: record})
 }
@@ -78,6 +79,9 @@ func IngestBatch(ctx context.Context, dir string, b Batch) (Stats, error) {
 	var st Stats
 	if dir == "" {
 		return st, nil
+	}
+	if err := CheckDir(dir); err != nil {
+		return st, err
 	}
 	names, skipped, err := candidates(dir)
 	if err != nil {

@@ -134,9 +134,14 @@ var schema = []string{
 
 // SQLite is the embedded Store.
 type SQLite struct {
-	db   *sql.DB
-	path string
+	db       *sql.DB
+	path     string
+	warnings []string
 }
+
+// Warnings are problems OpenSQLite found and fixed (a database file others
+// could read), for the caller to show; the store prints nothing.
+func (s *SQLite) Warnings() []string { return s.warnings }
 
 // OpenSQLite opens (creating if needed) the database at path. Directories
 // are created 0700 and a new file 0600: launches hold students' data.
@@ -146,6 +151,9 @@ func OpenSQLite(path string) (*SQLite, error) {
 	}
 	if strings.ContainsRune(path, 0) {
 		return nil, errors.New("store: database path contains a NUL byte")
+	}
+	if err := refuseURL(path); err != nil {
+		return nil, err
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -158,6 +166,10 @@ func OpenSQLite(path string) (*SQLite, error) {
 			return nil, fmt.Errorf("store: cannot create database %s: %w", path, err)
 		}
 		f.Close()
+	}
+	var warnings []string
+	if w := fixOthersAccess(path); w != "" {
+		warnings = append(warnings, w)
 	}
 	// WAL lets readers run beside a writer; busy_timeout makes concurrent
 	// writers wait for each other instead of failing with "database is
@@ -178,7 +190,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	// One connection per process: writers queue inside SQLite's busy
 	// handler across processes, and inside database/sql within one.
 	db.SetMaxOpenConns(1)
-	s := &SQLite{db: db, path: path}
+	s := &SQLite{db: db, path: path, warnings: warnings}
 	if err := s.walMode(); err != nil {
 		db.Close()
 		return nil, err
