@@ -6,10 +6,13 @@
 // Several ingesters may run at once (cron's `ltigrade sync`, an admin's
 // `ltigrade record --spool`): each file is claimed by renaming it to a name
 // only its claimer knows, so no launch is recorded twice by two live
-// processes, and claims of processes that died are taken over. A launch is
-// deleted only after it is stored; one that is stored but whose claimer dies
-// before deleting it is recorded again, which adds a launch to history but
-// cannot change a session's current launch (the newest launch wins).
+// processes. A claim names its process (package owner: pid space, pid and
+// start time), and claims of processes that died, or whose pid now belongs
+// to another process, are taken over; so are claims that cannot be checked
+// from here (another host, boot or container) once they are stale. A launch
+// is deleted only after it is stored; one that is stored but whose claimer
+// dies before deleting it is recorded again, which adds a launch to history
+// but cannot change a session's current launch (the newest launch wins).
 package spool
 
 import (
@@ -22,11 +25,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ltigrade/ltigrade/internal/launch"
+	"github.com/ltigrade/ltigrade/internal/owner"
 )
 
 // FailedDir is the subdirectory invalid and refused files are moved to;
@@ -34,6 +38,13 @@ import (
 const FailedDir = "failed"
 
 const claimPrefix = ".ingesting-"
+
+// staleClaim is how old a claim that cannot be checked gets before it is
+// taken over: far beyond one batch of an ingestion (a parse and a
+// transaction), so the claimer is surely gone.
+const staleClaim = time.Hour
+
+var now = time.Now // tests move it
 
 // Stats says what an ingestion did.
 type Stats struct {
@@ -165,12 +176,12 @@ func candidates(dir string) (names []string, skipped int, err error) {
 	}
 	for _, e := range entries {
 		n := e.Name()
-		_, _, claimed := parseClaim(n)
+		claimer, _, claimed := parseClaim(n)
 		// Dot files are the hook's temporary files (.tmp-*.part) and live
 		// claims; only finished launches end in .json.
 		spooled := !strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".json") && !e.IsDir()
 		switch {
-		case !claimed && !spooled, claimed && claimerAlive(n):
+		case !claimed && !spooled, claimed && claimerAlive(claimer, e):
 		case foreign(e):
 			skipped++
 		default:
@@ -188,32 +199,40 @@ func origName(n string) string {
 	return n
 }
 
-// parseClaim splits ".ingesting-<pid>-<random>-<original name>".
-func parseClaim(n string) (pid int, orig string, ok bool) {
+// parseClaim splits ".ingesting-<owner token>-<random>-<original name>";
+// older binaries wrote a bare pid as the token.
+func parseClaim(n string) (claimer owner.Process, orig string, ok bool) {
 	rest, ok := strings.CutPrefix(n, claimPrefix)
 	if !ok {
-		return 0, "", false
+		return owner.Process{}, "", false
 	}
 	parts := strings.SplitN(rest, "-", 3)
 	if len(parts) != 3 || !strings.HasSuffix(parts[2], ".json") || strings.HasPrefix(parts[2], ".") {
-		return 0, "", false
+		return owner.Process{}, "", false
 	}
-	pid, err := strconv.Atoi(parts[0])
-	if err != nil || pid <= 0 {
-		return 0, "", false
+	claimer, ok = owner.ParseToken(parts[0])
+	if !ok {
+		return owner.Process{}, "", false
 	}
-	return pid, parts[2], true
+	return claimer, parts[2], true
 }
 
-// claimerAlive says whether the process that claimed n may still be
-// ingesting it. Our own pid counts as alive: another ingestion in this
-// process may hold it.
-func claimerAlive(n string) bool {
-	pid, _, _ := parseClaim(n)
-	if pid == os.Getpid() {
+// claimerAlive says whether the process that claimed e may still be
+// ingesting it. This very process counts as alive: another ingestion in it
+// may hold the claim. One that cannot be checked is alive until the claim
+// (renamed at claiming, which sets its ctime) is stale.
+func claimerAlive(claimer owner.Process, e fs.DirEntry) bool {
+	switch claimer.State() {
+	case owner.Gone:
+		return false
+	case owner.Running:
 		return true
 	}
-	return !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+	fi, err := e.Info()
+	if err != nil {
+		return true // gone already: nothing to take over
+	}
+	return now().Sub(changeTime(fi)) < staleClaim
 }
 
 // claim is a spooled file this process has renamed to its own name.
@@ -226,7 +245,7 @@ type claim struct {
 func take(dir, name string) (claim, bool, error) {
 	orig := origName(name)
 	c := claim{dir: dir, orig: orig,
-		path: filepath.Join(dir, fmt.Sprintf("%s%d-%08x-%s", claimPrefix, os.Getpid(), rand.Uint32(), orig))}
+		path: filepath.Join(dir, fmt.Sprintf("%s%s-%08x-%s", claimPrefix, owner.Token(), rand.Uint32(), orig))}
 	if err := os.Rename(filepath.Join(dir, name), c.path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return claim{}, false, nil
