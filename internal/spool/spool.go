@@ -44,7 +44,10 @@ const claimPrefix = ".ingesting-"
 // transaction), so the claimer is surely gone.
 const staleClaim = time.Hour
 
-var now = time.Now // tests move it
+var (
+	now     = time.Now // tests move it
+	geteuid = os.Geteuid
+)
 
 // Stats says what an ingestion did.
 type Stats struct {
@@ -52,7 +55,8 @@ type Stats struct {
 	Failed   int       `json:"failed"`
 	Failures []Failure `json:"failures,omitempty"`
 	// Skipped counts files owned by another user, left for their owner:
-	// the hook's user (root on TLJH) ingests its own spool.
+	// the hook's user (root on TLJH) ingests its own spool. Root's files
+	// that others may read are not skipped (see trusted).
 	Skipped int `json:"skipped"`
 }
 
@@ -256,15 +260,29 @@ func take(dir, name string) (claim, bool, error) {
 }
 
 // foreign says whether a file belongs to another user. Such files are left
-// for their owner's ingestion: ours would refuse them (see read).
+// for their owner's ingestion: ours would refuse them (see read). Root's
+// files that group or others may read are not foreign (see trusted).
 func foreign(e fs.DirEntry) bool {
 	fi, err := e.Info()
 	if err != nil {
 		return true
 	}
 	sys, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(sys.Uid) != os.Geteuid()
+	if !ok {
+		return false
+	}
+	if int(sys.Uid) == 0 && fi.Mode().Perm()&0o044 == 0 {
+		return geteuid() != 0 // root's private file: only root can read it
+	}
+	return !trusted(int(sys.Uid))
 }
+
+// trusted says whether ingestion takes launches from files of uid: its
+// own, and root's, which only root can have written. Root is the hub's
+// user on TLJH: graders sharing the database through a group (see
+// docs/jupyterhub.md) then record what the hub spooled into a spool folder
+// open to that group, instead of waiting for root's cron.
+func trusted(uid int) bool { return uid == geteuid() || uid == 0 }
 
 // errForeign marks a file of another user: put back, not ingested.
 var errForeign = errors.New("spool: owned by another user")
@@ -274,8 +292,8 @@ type refusedError struct{ msg string }
 
 func (e *refusedError) Error() string { return e.msg }
 
-// read returns the claimed file's content if it is a regular file of ours,
-// not writable by others, of at most launch.MaxSize bytes. The checks run
+// read returns the claimed file's content if it is a regular file of ours
+// (or root's), not writable by group or others, of at most launch.MaxSize bytes. The checks run
 // on the opened file (O_NOFOLLOW: a symlink is refused, not followed), so
 // nothing can be swapped in between check and read. Readable by others is
 // allowed: the hook writes 0600, but an admin copying a launch in by hand
@@ -300,7 +318,7 @@ func (c claim) read() ([]byte, error) {
 	switch {
 	case !fi.Mode().IsRegular():
 		return nil, &refusedError{fmt.Sprintf("spool: not a regular file (%s)", fi.Mode().Type())}
-	case sys != nil && int(sys.Uid) != os.Geteuid():
+	case sys != nil && !trusted(int(sys.Uid)):
 		return nil, errForeign
 	case fi.Mode().Perm()&0o022 != 0:
 		return nil, &refusedError{fmt.Sprintf("spool: mode %04o lets group or others change it", fi.Mode().Perm())}
@@ -325,11 +343,20 @@ func (c claim) putBack() error {
 	return nil
 }
 
-// fail moves the file to failed/ (created 0700) and returns its new name
-// there; an existing file of that name is never replaced.
+// fail moves the file to failed/ and returns its new name there; an
+// existing file of that name is never replaced. failed/ is created 0700
+// plus the spool folder's group bits and setgid, whatever the umask: when
+// a group shares the spool, each member must be able to move files there.
 func (c claim) fail() (string, error) {
 	dir := filepath.Join(c.dir, FailedDir)
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(dir, 0o700); err == nil {
+		if fi, err := os.Stat(c.dir); err == nil && fi.Mode()&0o070 != 0 {
+			mode := 0o700 | fi.Mode().Perm()&0o070 | fi.Mode()&fs.ModeSetgid
+			if err := os.Chmod(dir, mode); err != nil {
+				return "", fmt.Errorf("spool: %w", err)
+			}
+		}
+	} else if !errors.Is(err, fs.ErrExist) {
 		return "", fmt.Errorf("spool: %w", err)
 	}
 	// Only the claimer moves a file named c.orig, so checking for an

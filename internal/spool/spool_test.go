@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -394,5 +395,59 @@ func TestClaimsCarryTheOwnerToken(t *testing.T) {
 	want := regexp.MustCompile(`^\.ingesting-` + regexp.QuoteMeta(owner.Token()) + `-[0-9a-f]{8}-20261125T100000\.000000Z-aa\.json$`)
 	if len(names) != 1 || !want.MatchString(names[0]) {
 		t.Errorf("claimed as %q, want %s", names, want)
+	}
+}
+
+// An ingester that is not root takes the launches root (the hub) spooled
+// into a spool folder open to its group, but leaves root's private files
+// and other users' files alone.
+func TestRootsReadableFilesAreIngestedByOthers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to own files of root and of another user")
+	}
+	t.Cleanup(func() { geteuid = os.Geteuid })
+	geteuid = func() int { return 12345 } // a grader
+	dir := t.TempDir()
+	write(t, dir, "1.json", "root's, group-readable", 0o640)
+	write(t, dir, "2.json", "root's, private", 0o600)
+	write(t, dir, "3.json", "nobody's", 0o644)
+	if err := os.Chown(filepath.Join(dir, "3.json"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "4.json", "root's, group-writable", 0o660)
+	var r recorder
+	st, err := Ingest(context.Background(), dir, r.record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Ingested != 1 || st.Skipped != 2 || st.Failed != 1 || !slices.Equal(r.got, []string{"root's, group-readable"}) {
+		t.Errorf("stats %+v, recorded %q", st, r.got)
+	}
+	if got := ls(t, dir); !slices.Equal(got, []string{"2.json", "3.json", FailedDir}) {
+		t.Errorf("spool holds %q", got)
+	}
+}
+
+// In a spool folder shared by a group (setgid, group rwx), failed/ is
+// shared the same way whatever the umask: the next member's ingestion must
+// be able to move its invalid launches there too.
+func TestFailedFolderFollowsASharedSpool(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o770|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	old := syscall.Umask(0o077)
+	t.Cleanup(func() { syscall.Umask(old) })
+	write(t, dir, "1.json", "invalid", 0o600)
+	var r recorder
+	if st, err := Ingest(context.Background(), dir, r.record); err != nil || st.Failed != 1 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, FailedDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o770 || fi.Mode()&os.ModeSetgid == 0 {
+		t.Errorf("failed/ mode %v, want group rwx and setgid like the spool", fi.Mode())
 	}
 }
