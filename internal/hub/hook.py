@@ -168,18 +168,24 @@ def _ltigrade_launch(handler, authentication):
 
 def _ltigrade_spool(data):
     """Write one launch to the spool directory atomically (temporary name,
-    then rename), readable by its owner only; return its path."""
+    then rename) and return its path. The file is readable by its owner
+    only, and by the directory's group when the directory is (an admin
+    shared it with graders, see docs/jupyterhub.md); never writable by
+    others, which ltigrade would refuse."""
     if not LTIGRADE_SPOOL_DIR:
         raise RuntimeError("no spool directory configured (hub.spool_dir)")
     os.makedirs(LTIGRADE_SPOOL_DIR, mode=0o700, exist_ok=True)
+    mode = 0o600 | (os.stat(LTIGRADE_SPOOL_DIR).st_mode & 0o040)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     name = "%s-%s.json" % (stamp, secrets.token_hex(6))
     tmp = os.path.join(LTIGRADE_SPOOL_DIR, ".tmp-" + name + ".part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         # No fsync: the file outlives a crash of the hub (the page cache is
         # the kernel's); an fsync per login would be most of its cost.
         with os.fdopen(fd, "wb") as f:
+            if mode != 0o600:
+                os.fchmod(f.fileno(), mode)  # past the umask
             f.write(data)
         path = os.path.join(LTIGRADE_SPOOL_DIR, name)
         os.rename(tmp, path)

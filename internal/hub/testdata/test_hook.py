@@ -292,6 +292,25 @@ class HookTest(unittest.TestCase):
         self.assertIn("readonly database", msg)
         self.assertIn(path, msg)
 
+    def test_a_spool_shared_with_a_group_gets_group_readable_files(self):
+        # docs/jupyterhub.md's grader group: the admin makes the spool 2770
+        # for a group; the graders' ltigrade then reads the hub's launches.
+        os.environ["FAKE_LTIGRADE_MODE"] = "fail"
+        os.makedirs(SPOOL)
+        os.chmod(SPOOL, 0o2770)
+        saved = os.umask(0o077)
+        self.addCleanup(os.umask, saved)
+        self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}))
+        [name] = self.spooled()
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(SPOOL, name)).st_mode), 0o640)
+        # a private spool keeps private files
+        shutil.rmtree(SPOOL)
+        os.makedirs(SPOOL)
+        os.chmod(SPOOL, 0o700)
+        self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}))
+        [name] = self.spooled()
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(SPOOL, name)).st_mode), 0o600)
+
     def test_slow_ltigrade_never_holds_the_login_and_is_killed(self):
         os.environ["FAKE_LTIGRADE_MODE"] = "slow"
         ticks = []
