@@ -227,14 +227,22 @@ async def _ltigrade_ingest_loop(log, now):
         except Exception as e:
             # The run may have recorded some and refused others (it exits
             # non-zero when it moved a launch to failed/): say what became
-            # of each launch this run was for.
+            # of each launch this run was for. One still in the spool may
+            # be under a claim's name (.ingesting-<owner>-<random>-<name>)
+            # if ltigrade was killed holding it; `sync` takes it over.
+            try:
+                spooled = os.listdir(os.path.dirname(batch[0][1])) if batch else []
+            except OSError:
+                spooled = None
             for name, path in batch:
-                failed = os.path.join(os.path.dirname(path), "failed", os.path.basename(path))
-                if os.path.lexists(path):
+                base = os.path.basename(path)
+                failed = os.path.join(os.path.dirname(path), "failed", base)
+                if os.path.lexists(failed):
+                    log.error("ltigrade: the LTI launch of %s was refused and moved to %s (%s)", name, failed, e)
+                elif spooled is None or any(n == base or (n.startswith(".ingesting-") and n.endswith("-" + base))
+                                            for n in spooled):
                     log.error("ltigrade: recording the LTI launch of %s failed (%s); it stays spooled as %s for `ltigrade sync`",
                               name, e, path)
-                elif os.path.lexists(failed):
-                    log.error("ltigrade: the LTI launch of %s was refused and moved to %s (%s)", name, failed, e)
 
 
 def _ltigrade_ingest_task():

@@ -8,7 +8,9 @@ grandchild (start a process that sleeps, write its pid to
 $FAKE_LTIGRADE_LOG.grandchild, and sleep), warn (print warnings, one with
 control characters, and other noise on stderr; exit 0), flood (print 100
 long warnings), refuse (move every spooled launch of $HOOK_SPOOL_DIR to its
-failed/ folder, as `record --spool` does with invalid ones, and exit 2).
+failed/ folder, as `record --spool` does with invalid ones, and exit 2),
+claim (rename every spooled launch to a claim, as `record --spool` does
+before storing it, and sleep).
 """
 import json
 import os
@@ -48,6 +50,12 @@ if mode == "refuse":
             sys.stderr.write("ltigrade: warning: spooled launch failed/%s: launch: \"username\" is required\n" % name)
     sys.stderr.write("ltigrade: 1 invalid spooled launch moved to %s/failed/\n" % spool)
     sys.exit(2)
+if mode == "claim":
+    spool = os.environ["HOOK_SPOOL_DIR"]
+    for name in os.listdir(spool):
+        if name.endswith(".json") and not name.startswith("."):
+            os.rename(os.path.join(spool, name), os.path.join(spool, ".ingesting-0badf00d.%d.1-0badf00d-%s" % (os.getpid(), name)))
+    time.sleep(60)
 if mode == "env":
     print(json.dumps({"LTI_CONTEXT_ID": "c1", "LTI_ROLES": "Learner"}))
 if mode == "badenv":

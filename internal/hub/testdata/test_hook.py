@@ -435,6 +435,18 @@ class HookTest(unittest.TestCase):
         self.assertIn("exit 2: ltigrade: 1 invalid spooled launch", msgs[1][1])
         self.assertNotIn("stays spooled", msgs[1][1])
 
+    def test_a_launch_claimed_by_a_killed_recorder_is_said_to_stay_spooled(self):
+        os.environ["FAKE_LTIGRADE_MODE"] = "claim"
+        hook = self.cfg["Authenticator"]["post_auth_hook"]
+        self.short_timeout(hook)
+        _, auth = self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}))
+        [claim] = self.spooled()
+        self.assertTrue(claim.startswith(".ingesting-"), claim)
+        [(level, msg)] = auth.records.messages
+        self.assertEqual(level, "ERROR")
+        self.assertIn("stays spooled as", msg)
+        self.assertIn(claim.split("-", 3)[3], msg)
+
     def test_a_burst_of_logins_shares_background_runs(self):
         hook = self.cfg["Authenticator"]["post_auth_hook"]
 
