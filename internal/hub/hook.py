@@ -234,6 +234,7 @@ async def _ltigrade_ingest_loop(log, now):
                 spooled = os.listdir(os.path.dirname(batch[0][1])) if batch else []
             except OSError:
                 spooled = None
+            said = False
             for name, path in batch:
                 base = os.path.basename(path)
                 failed = os.path.join(os.path.dirname(path), "failed", base)
@@ -243,6 +244,12 @@ async def _ltigrade_ingest_loop(log, now):
                                             for n in spooled):
                     log.error("ltigrade: recording the LTI launch of %s failed (%s); it stays spooled as %s for `ltigrade sync`",
                               name, e, path)
+                else:
+                    continue
+                said = True
+            if not said:
+                # These launches were recorded; the failure is about others.
+                log.error("ltigrade: `ltigrade record --spool` failed: %s", e)
 
 
 def _ltigrade_ingest_task():

@@ -10,7 +10,8 @@ control characters, and other noise on stderr; exit 0), flood (print 100
 long warnings), refuse (move every spooled launch of $HOOK_SPOOL_DIR to its
 failed/ folder, as `record --spool` does with invalid ones, and exit 2),
 claim (rename every spooled launch to a claim, as `record --spool` does
-before storing it, and sleep).
+before storing it, and sleep), recordrefuseother (record, i.e. delete, every
+spooled launch and exit 2 for one refused earlier).
 """
 import json
 import os
@@ -56,6 +57,14 @@ if mode == "claim":
         if name.endswith(".json") and not name.startswith("."):
             os.rename(os.path.join(spool, name), os.path.join(spool, ".ingesting-0badf00d.%d.1-0badf00d-%s" % (os.getpid(), name)))
     time.sleep(60)
+if mode == "recordrefuseother":
+    spool = os.environ["HOOK_SPOOL_DIR"]
+    for name in os.listdir(spool):
+        if name.endswith(".json"):
+            os.unlink(os.path.join(spool, name))
+    sys.stderr.write("ltigrade: warning: spooled launch failed/20261125T100000.000000Z-0000.json: launch: bad\n"
+                     "ltigrade: 1 invalid spooled launch moved to %s/failed/\n" % spool)
+    sys.exit(2)
 if mode == "env":
     print(json.dumps({"LTI_CONTEXT_ID": "c1", "LTI_ROLES": "Learner"}))
 if mode == "badenv":

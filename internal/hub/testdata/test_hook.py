@@ -435,6 +435,16 @@ class HookTest(unittest.TestCase):
         self.assertIn("exit 2: ltigrade: 1 invalid spooled launch", msgs[1][1])
         self.assertNotIn("stays spooled", msgs[1][1])
 
+    def test_a_failed_run_that_recorded_this_launch_is_still_logged(self):
+        os.environ["FAKE_LTIGRADE_MODE"] = "recordrefuseother"
+        _, auth = self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}))
+        self.assertEqual(self.spooled(), [])
+        msgs = auth.records.messages
+        self.assertEqual([level for level, _ in msgs], ["ERROR", "ERROR"], msgs)
+        self.assertIn("spooled launch failed/20261125T100000.000000Z-0000.json", msgs[0][1])
+        self.assertIn("exit 2: ltigrade: 1 invalid spooled launch moved to", msgs[1][1])
+        self.assertNotIn("alice", msgs[1][1])
+
     def test_a_launch_claimed_by_a_killed_recorder_is_said_to_stay_spooled(self):
         os.environ["FAKE_LTIGRADE_MODE"] = "claim"
         hook = self.cfg["Authenticator"]["post_auth_hook"]
