@@ -17,12 +17,15 @@ func newHubCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hub",
 		Short: "Connect ltigrade to JupyterHub: print or install the login hook",
-		Long: `The hook is a JupyterHub config snippet. On every LTI 1.1 or 1.3 login it runs
-` + "`ltigrade record -`" + ` without blocking the hub, for at most hub.record_timeout; if
-ltigrade fails or is slow, the launch is written to hub.spool_dir and recorded by the
-next ` + "`ltigrade sync`" + `, and the login goes on. Before a user's server starts it adds
-the LTI_* variables of ` + "`ltigrade env`" + `. Hooks already configured are kept and run first.
-It needs neither enable_auth_state nor JUPYTERHUB_CRYPT_KEY.`,
+		Long: `The hook is a JupyterHub config snippet. On every LTI 1.1 or 1.3 login it writes the
+launch to hub.spool_dir and lets the login go on; in the background,
+` + "`ltigrade record --spool`" + ` records it, for at most hub.record_timeout (then its
+process group is killed). If ltigrade fails or is slow, the launch stays spooled for
+the next ` + "`ltigrade sync`" + `; if the spool cannot be written, the hook runs
+` + "`ltigrade record -`" + `, in the background too. ltigrade's warnings and errors go to
+the hub log. Before a user's server starts it adds the LTI_* variables of
+` + "`ltigrade env`" + `. Hooks already configured are kept and run first. It needs neither
+enable_auth_state nor JUPYTERHUB_CRYPT_KEY.`,
 	}
 	cmd.AddCommand(newHubHookCmd(app), newHubInstallCmd(app))
 	return cmd
@@ -49,7 +52,7 @@ jupyterhub_config.py, or save it and load it with load_subconfig(path).`,
 			return err
 		},
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", 0, "longest a login waits for ltigrade (default hub.record_timeout, 5s)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "longest the hook lets one ltigrade run last (default hub.record_timeout, 5s)")
 	return cmd
 }
 
@@ -106,7 +109,7 @@ afterwards: sudo tljh-config reload hub (TLJH) or sudo systemctl restart jupyter
 		},
 	}
 	cmd.Flags().StringVar(&dir, "config-dir", hub.DefaultConfigDir, "JupyterHub config snippet directory")
-	cmd.Flags().DurationVar(&timeout, "timeout", 0, "longest a login waits for ltigrade (default hub.record_timeout, 5s)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "longest the hook lets one ltigrade run last (default hub.record_timeout, 5s)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was written as JSON")
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -52,7 +53,8 @@ Malformed input exits with 2 and stores nothing.
 With --spool it reads no input but records the launches the JupyterHub hook
 spooled (hub.spool_dir) because ltigrade failed or was slow at login; ` + "`ltigrade sync`" + `
 does the same before sending scores. Invalid spooled launches are moved to
-the spool's failed/ folder and kept.`,
+the spool's failed/ folder and kept, each named in a warning; the others are
+recorded, then record --spool exits with 2 (sync only warns).`,
 		Example: `  ltigrade record launch.json
   echo '{"username":"alice","consumer_key":"k","auth_state":{...}}' | ltigrade record -
   ltigrade record --spool`,
@@ -162,10 +164,26 @@ func runIngest(app *App, asJSON bool) error {
 		return err
 	}
 	if asJSON {
-		return printJSON(app.Out, spoolOut{SpoolDir: cfg.Hub.SpoolDir, Stats: st})
+		err = printJSON(app.Out, spoolOut{SpoolDir: cfg.Hub.SpoolDir, Stats: st})
+	} else {
+		_, err = fmt.Fprintln(app.Out, spoolSummary(cfg.Hub.SpoolDir, st))
 	}
-	_, err = fmt.Fprintln(app.Out, spoolSummary(cfg.Hub.SpoolDir, st))
-	return err
+	if err != nil {
+		return err
+	}
+	return spoolFailed(cfg.Hub.SpoolDir, st)
+}
+
+// spoolFailed is the exit of `record --spool` after it moved launches to
+// failed/: invalid input (2), so the hub hook and cron mail show it.
+// `sync` only warns: its exit code is about scores.
+func spoolFailed(dir string, st spool.Stats) error {
+	if st.Failed == 0 {
+		return nil
+	}
+	return withCode(ExitUsage, fmt.Errorf("%d invalid spooled launch%s moved to %s%c",
+		st.Failed, plural(st.Failed, "es"), filepath.Join(dir, spool.FailedDir), filepath.Separator),
+		"the warnings above say why; the files are kept there for you to read")
 }
 
 func spoolSummary(dir string, st spool.Stats) string {

@@ -14,8 +14,9 @@
 # If ltigrade fails or is slow, the launch stays spooled (`ltigrade sync`
 # records it later) and the error goes to the hub log: a login is never
 # failed or held by ltigrade. If the spool cannot be written, the hook runs
-# `ltigrade record -` directly instead. Hooks configured before this file are
-# kept and run first.
+# `ltigrade record -` directly instead, in the background too. ltigrade's
+# warnings go to the hub log. Hooks configured before this file are kept and
+# run first.
 
 import asyncio
 import base64
@@ -25,7 +26,9 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
+import unicodedata
 
 # Filled in by ltigrade (JSON values, which Python reads as literals).
 LTIGRADE = "ltigrade"
@@ -36,9 +39,45 @@ LTIGRADE_TIMEOUT = 5.0
 _LTI13_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 
 
-async def _ltigrade_run(args, stdin=b""):
+# What the hub log takes from one ltigrade run's stderr: a launch's fields
+# can appear in ltigrade's messages, and a hostile launch must not flood
+# the log or write terminal escapes into it.
+_LTIGRADE_LOG_LINES = 20
+_LTIGRADE_LOG_WIDTH = 300
+
+
+def _ltigrade_clean(line):
+    """line with control and format characters (escapes, bidi overrides)
+    shown as \\x.. / \\u...., cut to _LTIGRADE_LOG_WIDTH characters."""
+    out = []
+    for ch in line[:_LTIGRADE_LOG_WIDTH]:
+        if unicodedata.category(ch)[0] == "C":
+            ch = "\\x%02x" % ord(ch) if ord(ch) < 0x100 else "\\u%04x" % ord(ch)
+        out.append(ch)
+    if len(line) > _LTIGRADE_LOG_WIDTH:
+        out.append("...")
+    return "".join(out)
+
+
+def _ltigrade_kill(proc):
+    """Kill ltigrade's whole process group (it leads its own session), so
+    nothing it started outlives it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if proc.returncode is None:
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+
+
+async def _ltigrade_run(log, args, stdin=b""):
     """Run ltigrade and return its stdout; raise if it fails or does not
-    finish within LTIGRADE_TIMEOUT seconds (it is killed then)."""
+    finish within LTIGRADE_TIMEOUT seconds (its process group is killed
+    then). Its `ltigrade:` lines on stderr go to log: warnings when it
+    succeeds, errors when it fails (the last one is the exception's)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + LTIGRADE_TIMEOUT
     proc = await asyncio.create_subprocess_exec(
@@ -46,19 +85,36 @@ async def _ltigrade_run(args, stdin=b""):
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), max(deadline - loop.time(), 0.001))
     except asyncio.TimeoutError:
+        _ltigrade_kill(proc)
         raise RuntimeError("no answer within %gs, killed it" % LTIGRADE_TIMEOUT) from None
-    finally:
+    except BaseException:
         # Killed, not awaited: asyncio reaps the child, and waiting for a
         # process stuck in the kernel could hold the login.
-        if proc.returncode is None:
-            proc.kill()
+        _ltigrade_kill(proc)
+        raise
+    # Only "\n" ends a line: a "\r" or U+2028 in a message must not start a
+    # line of its own that looks like ltigrade's.
+    lines = [line.strip() for line in err.decode("utf-8", "replace").split("\n") if line.strip()]
+    said = [line for line in lines if line.startswith("ltigrade:")]
+    last = None
     if proc.returncode != 0:
-        lines = err.decode("utf-8", "replace").strip().splitlines()
-        raise RuntimeError("exit %d: %s" % (proc.returncode, lines[-1] if lines else "no message"))
+        if said:
+            last, said = said[-1], said[:-1]
+        else:
+            last = lines[-1] if lines else "no message"
+    level = logging.WARNING if proc.returncode == 0 else logging.ERROR
+    command = " ".join(args)
+    for line in said[:_LTIGRADE_LOG_LINES]:
+        log.log(level, "%s (from `ltigrade %s`)", _ltigrade_clean(line), command)
+    if len(said) > _LTIGRADE_LOG_LINES:
+        log.log(level, "ltigrade: %d more lines from `ltigrade %s` not logged", len(said) - _LTIGRADE_LOG_LINES, command)
+    if last is not None:
+        raise RuntimeError("exit %d: %s" % (proc.returncode, _ltigrade_clean(last)))
     return out
 
 
@@ -112,18 +168,24 @@ def _ltigrade_launch(handler, authentication):
 
 def _ltigrade_spool(data):
     """Write one launch to the spool directory atomically (temporary name,
-    then rename), readable by its owner only; return its path."""
+    then rename) and return its path. The file is readable by its owner
+    only, and by the directory's group when the directory is (an admin
+    shared it with graders, see docs/jupyterhub.md); never writable by
+    others, which ltigrade would refuse."""
     if not LTIGRADE_SPOOL_DIR:
         raise RuntimeError("no spool directory configured (hub.spool_dir)")
     os.makedirs(LTIGRADE_SPOOL_DIR, mode=0o700, exist_ok=True)
+    mode = 0o600 | (os.stat(LTIGRADE_SPOOL_DIR).st_mode & 0o040)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     name = "%s-%s.json" % (stamp, secrets.token_hex(6))
     tmp = os.path.join(LTIGRADE_SPOOL_DIR, ".tmp-" + name + ".part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         # No fsync: the file outlives a crash of the hub (the page cache is
         # the kernel's); an fsync per login would be most of its cost.
         with os.fdopen(fd, "wb") as f:
+            if mode != 0o600:
+                os.fchmod(f.fileno(), mode)  # past the umask
             f.write(data)
         path = os.path.join(LTIGRADE_SPOOL_DIR, name)
         os.rename(tmp, path)
@@ -161,11 +223,33 @@ async def _ltigrade_ingest_loop(log, now):
         now.clear()
         batch, _LTIGRADE_INGEST["waiting"] = _LTIGRADE_INGEST["waiting"], []
         try:
-            await _ltigrade_run(["record", "--spool"])
+            await _ltigrade_run(log, ["record", "--spool"])
         except Exception as e:
+            # The run may have recorded some and refused others (it exits
+            # non-zero when it moved a launch to failed/): say what became
+            # of each launch this run was for. One still in the spool may
+            # be under a claim's name (.ingesting-<owner>-<random>-<name>)
+            # if ltigrade was killed holding it; `sync` takes it over.
+            try:
+                spooled = os.listdir(os.path.dirname(batch[0][1])) if batch else []
+            except OSError:
+                spooled = None
+            said = False
             for name, path in batch:
-                log.error("ltigrade: recording the LTI launch of %s failed (%s); it stays spooled as %s for `ltigrade sync`",
-                          name, e, path)
+                base = os.path.basename(path)
+                failed = os.path.join(os.path.dirname(path), "failed", base)
+                if os.path.lexists(failed):
+                    log.error("ltigrade: the LTI launch of %s was refused and moved to %s (%s)", name, failed, e)
+                elif spooled is None or any(n == base or (n.startswith(".ingesting-") and n.endswith("-" + base))
+                                            for n in spooled):
+                    log.error("ltigrade: recording the LTI launch of %s failed (%s); it stays spooled as %s for `ltigrade sync`",
+                              name, e, path)
+                else:
+                    continue
+                said = True
+            if not said:
+                # These launches were recorded; the failure is about others.
+                log.error("ltigrade: `ltigrade record --spool` failed: %s", e)
 
 
 def _ltigrade_ingest_task():
@@ -174,6 +258,29 @@ def _ltigrade_ingest_task():
     if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
         return None
     return task
+
+
+# Direct recordings (`ltigrade record -` when the spool cannot be written)
+# under way: they run beside the login, not in it. Held here so they are
+# not garbage-collected, and so a spawn can wait for them.
+_LTIGRADE_DIRECT = set()
+
+
+def _ltigrade_pending():
+    """The background recordings of this event loop still running."""
+    loop = asyncio.get_running_loop()
+    pending = [t for t in _LTIGRADE_DIRECT if not t.done() and t.get_loop() is loop]
+    task = _ltigrade_ingest_task()
+    if task is not None:
+        pending.append(task)
+    return pending
+
+
+async def _ltigrade_record_direct(log, name, data):
+    try:
+        await _ltigrade_run(log, ["record", "-"], data)
+    except Exception as e:
+        log.error("ltigrade: recording the LTI launch of %s failed too (%s): launch lost", name, e)
 
 
 def _ltigrade_ingest_soon(log, name, path):
@@ -201,12 +308,12 @@ async def _ltigrade_record(authenticator, handler, authentication):
         # microseconds: cheaper on the event loop than a hop to a thread.
         path = _ltigrade_spool(data)
     except Exception as e:
-        # No spool: record directly, within the timeout, as the only copy.
+        # No spool: record directly as the only copy, in the background
+        # (within the timeout) so the login is not held.
         log.error("ltigrade: cannot spool the LTI launch of %s (%s); recording it directly", name, e)
-        try:
-            await _ltigrade_run(["record", "-"], data)
-        except Exception as e2:
-            log.error("ltigrade: recording the LTI launch of %s failed too (%s): launch lost", name, e2)
+        task = asyncio.ensure_future(_ltigrade_record_direct(log, name, data))
+        _LTIGRADE_DIRECT.add(task)
+        task.add_done_callback(_LTIGRADE_DIRECT.discard)
         return
     _ltigrade_ingest_soon(log, name, path)
 
@@ -215,14 +322,15 @@ async def _ltigrade_set_env(spawner):
     """Add LTI_* variables from the user's newest launch; never raises."""
     log = getattr(spawner, "log", None) or logging.getLogger("ltigrade")
     name = spawner.user.name
-    pending = _ltigrade_ingest_task()
-    if pending is not None:
-        _LTIGRADE_INGEST["now"].set()
+    pending = _ltigrade_pending()
+    if pending:
+        if _ltigrade_ingest_task() is not None:
+            _LTIGRADE_INGEST["now"].set()
         # The launch that led to this spawn may still be being recorded:
         # wait for that (bounded), so the variables are its own.
-        await asyncio.wait([pending], timeout=2 * LTIGRADE_TIMEOUT + _LTIGRADE_DEBOUNCE)
+        await asyncio.wait(pending, timeout=2 * LTIGRADE_TIMEOUT + _LTIGRADE_DEBOUNCE)
     try:
-        env = json.loads((await _ltigrade_run(["env", "--user=" + name, "--json"])) or b"{}")
+        env = json.loads((await _ltigrade_run(log, ["env", "--user=" + name, "--json"])) or b"{}")
         if not isinstance(env, dict) or not all(
                 isinstance(k, str) and k.startswith("LTI_") and isinstance(v, str) for k, v in env.items()):
             raise ValueError("unexpected output %.100r" % (env,))

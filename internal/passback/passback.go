@@ -9,16 +9,12 @@ package passback
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/ltigrade/ltigrade/internal/owner"
 	"github.com/ltigrade/ltigrade/internal/store"
 )
 
@@ -58,74 +54,18 @@ type Engine struct {
 	Backoff func(attempts int) time.Duration
 }
 
-// OwnerID names this process as a lease owner: host, boot, pid namespace
-// and pid (so a sender in another container or after a reboot is never
-// mistaken for a dead local one), and a random part (a recycled pid must
-// not inherit a lease).
-func OwnerID() string {
-	return fmt.Sprintf("%s:%d:%08x", hostScope(), os.Getpid(), rand.Uint32())
-}
+// OwnerID names this process as a lease owner; see package owner.
+func OwnerID() string { return owner.ID() }
 
-// hostScope identifies the pid space this process lives in.
-func hostScope() string {
-	host, _ := os.Hostname()
-	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	ns, _ := os.Readlink("/proc/self/ns/pid")
-	b := strings.TrimSpace(string(boot))
-	if len(b) > 8 {
-		b = b[:8]
-	}
-	return strings.NewReplacer(":", "_").Replace(host + "/" + b + "/" + ns)
-}
-
-// OwnerAlive reports whether the process named by an OwnerID may still run.
-// Only owners in this pid space can be checked; others are presumed alive
-// and their leases expire by time.
-func OwnerAlive(owner string) bool {
-	parts := strings.Split(owner, ":")
-	if len(parts) != 3 || parts[0] != hostScope() {
-		return true
-	}
-	pid, err := strconv.Atoi(parts[1])
-	if err != nil || pid <= 0 {
-		return true
-	}
-	if pid == os.Getpid() {
-		return ownerSelf.Has(owner)
-	}
-	err = syscall.Kill(pid, 0)
-	return !errors.Is(err, syscall.ESRCH)
-}
-
-var ownerSelf ownerRegistry
-
-// ownerRegistry remembers this process's owner id, so OwnerAlive can tell a
-// live owner in this very process from a dead one that had our pid.
-type ownerRegistry struct {
-	mu sync.Mutex
-	v  map[string]bool
-}
-
-func (r *ownerRegistry) Store(o string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.v == nil {
-		r.v = map[string]bool{}
-	}
-	r.v[o] = true
-}
-
-func (r *ownerRegistry) Has(o string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.v[o]
-}
+// OwnerAlive reports whether the process named by an OwnerID may still run;
+// see package owner.
+func OwnerAlive(o string) bool { return owner.Alive(o) }
 
 func (e *Engine) init() {
 	if e.Owner == "" {
 		e.Owner = OwnerID()
 	}
-	ownerSelf.Store(e.Owner)
+	owner.Register(e.Owner)
 	if e.Now == nil {
 		e.Now = time.Now
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ltigrade/ltigrade/internal/owner"
 	"github.com/ltigrade/ltigrade/internal/store"
 )
 
@@ -196,7 +197,7 @@ func TestDeadOwnerRowsAreResent(t *testing.T) {
 	id := journal(t, s, sess, "0.7")
 	now := time.Now()
 	// Simulate a crashed sender on this host: a pid that cannot exist.
-	deadLocal := fmt.Sprintf("%s:%d:0", hostScope(), 1<<30)
+	deadLocal := fmt.Sprintf("%s:%d:0", owner.Scope(), 1<<30)
 	if got, err := s.ClaimIDs(context.Background(), store.Claim{Owner: deadLocal, Now: now, LeaseUntil: now.Add(time.Hour)}, []int64{id}); err != nil || len(got) != 1 {
 		t.Fatalf("claim: %v %v", got, err)
 	}

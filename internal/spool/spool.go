@@ -6,10 +6,13 @@
 // Several ingesters may run at once (cron's `ltigrade sync`, an admin's
 // `ltigrade record --spool`): each file is claimed by renaming it to a name
 // only its claimer knows, so no launch is recorded twice by two live
-// processes, and claims of processes that died are taken over. A launch is
-// deleted only after it is stored; one that is stored but whose claimer dies
-// before deleting it is recorded again, which adds a launch to history but
-// cannot change a session's current launch (the newest launch wins).
+// processes. A claim names its process (package owner: pid space, pid and
+// start time), and claims of processes that died, or whose pid now belongs
+// to another process, are taken over; so are claims that cannot be checked
+// from here (another host, boot or container) once they are stale. A launch
+// is deleted only after it is stored; one that is stored but whose claimer
+// dies before deleting it is recorded again, which adds a launch to history
+// but cannot change a session's current launch (the newest launch wins).
 package spool
 
 import (
@@ -22,11 +25,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ltigrade/ltigrade/internal/launch"
+	"github.com/ltigrade/ltigrade/internal/owner"
 )
 
 // FailedDir is the subdirectory invalid and refused files are moved to;
@@ -35,13 +39,24 @@ const FailedDir = "failed"
 
 const claimPrefix = ".ingesting-"
 
+// staleClaim is how old a claim that cannot be checked gets before it is
+// taken over: far beyond one batch of an ingestion (a parse and a
+// transaction), so the claimer is surely gone.
+const staleClaim = time.Hour
+
+var (
+	now     = time.Now // tests move it
+	geteuid = os.Geteuid
+)
+
 // Stats says what an ingestion did.
 type Stats struct {
 	Ingested int       `json:"ingested"`
 	Failed   int       `json:"failed"`
 	Failures []Failure `json:"failures,omitempty"`
 	// Skipped counts files owned by another user, left for their owner:
-	// the hook's user (root on TLJH) ingests its own spool.
+	// the hook's user (root on TLJH) ingests its own spool. Root's files
+	// that others may read are not skipped (see trusted).
 	Skipped int `json:"skipped"`
 }
 
@@ -169,12 +184,12 @@ func candidates(dir string) (names []string, skipped int, err error) {
 	}
 	for _, e := range entries {
 		n := e.Name()
-		_, _, claimed := parseClaim(n)
+		claimer, _, claimed := parseClaim(n)
 		// Dot files are the hook's temporary files (.tmp-*.part) and live
 		// claims; only finished launches end in .json.
 		spooled := !strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".json") && !e.IsDir()
 		switch {
-		case !claimed && !spooled, claimed && claimerAlive(n):
+		case !claimed && !spooled, claimed && claimerAlive(claimer, e):
 		case foreign(e):
 			skipped++
 		default:
@@ -192,32 +207,40 @@ func origName(n string) string {
 	return n
 }
 
-// parseClaim splits ".ingesting-<pid>-<random>-<original name>".
-func parseClaim(n string) (pid int, orig string, ok bool) {
+// parseClaim splits ".ingesting-<owner token>-<random>-<original name>";
+// older binaries wrote a bare pid as the token.
+func parseClaim(n string) (claimer owner.Process, orig string, ok bool) {
 	rest, ok := strings.CutPrefix(n, claimPrefix)
 	if !ok {
-		return 0, "", false
+		return owner.Process{}, "", false
 	}
 	parts := strings.SplitN(rest, "-", 3)
 	if len(parts) != 3 || !strings.HasSuffix(parts[2], ".json") || strings.HasPrefix(parts[2], ".") {
-		return 0, "", false
+		return owner.Process{}, "", false
 	}
-	pid, err := strconv.Atoi(parts[0])
-	if err != nil || pid <= 0 {
-		return 0, "", false
+	claimer, ok = owner.ParseToken(parts[0])
+	if !ok {
+		return owner.Process{}, "", false
 	}
-	return pid, parts[2], true
+	return claimer, parts[2], true
 }
 
-// claimerAlive says whether the process that claimed n may still be
-// ingesting it. Our own pid counts as alive: another ingestion in this
-// process may hold it.
-func claimerAlive(n string) bool {
-	pid, _, _ := parseClaim(n)
-	if pid == os.Getpid() {
+// claimerAlive says whether the process that claimed e may still be
+// ingesting it. This very process counts as alive: another ingestion in it
+// may hold the claim. One that cannot be checked is alive until the claim
+// (renamed at claiming, which sets its ctime) is stale.
+func claimerAlive(claimer owner.Process, e fs.DirEntry) bool {
+	switch claimer.State() {
+	case owner.Gone:
+		return false
+	case owner.Running:
 		return true
 	}
-	return !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+	fi, err := e.Info()
+	if err != nil {
+		return true // gone already: nothing to take over
+	}
+	return now().Sub(changeTime(fi)) < staleClaim
 }
 
 // claim is a spooled file this process has renamed to its own name.
@@ -230,7 +253,7 @@ type claim struct {
 func take(dir, name string) (claim, bool, error) {
 	orig := origName(name)
 	c := claim{dir: dir, orig: orig,
-		path: filepath.Join(dir, fmt.Sprintf("%s%d-%08x-%s", claimPrefix, os.Getpid(), rand.Uint32(), orig))}
+		path: filepath.Join(dir, fmt.Sprintf("%s%s-%08x-%s", claimPrefix, owner.Token(), rand.Uint32(), orig))}
 	if err := os.Rename(filepath.Join(dir, name), c.path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return claim{}, false, nil
@@ -241,15 +264,29 @@ func take(dir, name string) (claim, bool, error) {
 }
 
 // foreign says whether a file belongs to another user. Such files are left
-// for their owner's ingestion: ours would refuse them (see read).
+// for their owner's ingestion: ours would refuse them (see read). Root's
+// files that group or others may read are not foreign (see trusted).
 func foreign(e fs.DirEntry) bool {
 	fi, err := e.Info()
 	if err != nil {
 		return true
 	}
 	sys, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(sys.Uid) != os.Geteuid()
+	if !ok {
+		return false
+	}
+	if int(sys.Uid) == 0 && fi.Mode().Perm()&0o044 == 0 {
+		return geteuid() != 0 // root's private file: only root can read it
+	}
+	return !trusted(int(sys.Uid))
 }
+
+// trusted says whether ingestion takes launches from files of uid: its
+// own, and root's, which only root can have written. Root is the hub's
+// user on TLJH: graders sharing the database through a group (see
+// docs/jupyterhub.md) then record what the hub spooled into a spool folder
+// open to that group, instead of waiting for root's cron.
+func trusted(uid int) bool { return uid == geteuid() || uid == 0 }
 
 // errForeign marks a file of another user: put back, not ingested.
 var errForeign = errors.New("spool: owned by another user")
@@ -259,8 +296,8 @@ type refusedError struct{ msg string }
 
 func (e *refusedError) Error() string { return e.msg }
 
-// read returns the claimed file's content if it is a regular file of ours,
-// not writable by others, of at most launch.MaxSize bytes. The checks run
+// read returns the claimed file's content if it is a regular file of ours
+// (or root's), not writable by group or others, of at most launch.MaxSize bytes. The checks run
 // on the opened file (O_NOFOLLOW: a symlink is refused, not followed), so
 // nothing can be swapped in between check and read. Readable by others is
 // allowed: the hook writes 0600, but an admin copying a launch in by hand
@@ -285,7 +322,7 @@ func (c claim) read() ([]byte, error) {
 	switch {
 	case !fi.Mode().IsRegular():
 		return nil, &refusedError{fmt.Sprintf("spool: not a regular file (%s)", fi.Mode().Type())}
-	case sys != nil && int(sys.Uid) != os.Geteuid():
+	case sys != nil && !trusted(int(sys.Uid)):
 		return nil, errForeign
 	case fi.Mode().Perm()&0o022 != 0:
 		return nil, &refusedError{fmt.Sprintf("spool: mode %04o lets group or others change it", fi.Mode().Perm())}
@@ -310,11 +347,20 @@ func (c claim) putBack() error {
 	return nil
 }
 
-// fail moves the file to failed/ (created 0700) and returns its new name
-// there; an existing file of that name is never replaced.
+// fail moves the file to failed/ and returns its new name there; an
+// existing file of that name is never replaced. failed/ is created 0700
+// plus the spool folder's group bits and setgid, whatever the umask: when
+// a group shares the spool, each member must be able to move files there.
 func (c claim) fail() (string, error) {
 	dir := filepath.Join(c.dir, FailedDir)
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(dir, 0o700); err == nil {
+		if fi, err := os.Stat(c.dir); err == nil && fi.Mode()&0o070 != 0 {
+			mode := 0o700 | fi.Mode().Perm()&0o070 | fi.Mode()&fs.ModeSetgid
+			if err := os.Chmod(dir, mode); err != nil {
+				return "", fmt.Errorf("spool: %w", err)
+			}
+		}
+	} else if !errors.Is(err, fs.ErrExist) {
 		return "", fmt.Errorf("spool: %w", err)
 	}
 	// Only the claimer moves a file named c.orig, so checking for an

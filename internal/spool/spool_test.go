@@ -7,12 +7,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ltigrade/ltigrade/internal/launch"
+	"github.com/ltigrade/ltigrade/internal/owner"
 )
 
 func write(t *testing.T, dir, name, content string, mode os.FileMode) {
@@ -314,5 +318,136 @@ func TestForeignFilesAreLeftAlone(t *testing.T) {
 	}
 	if got := ls(t, dir); !slices.Equal(got, []string{"1.json"}) {
 		t.Errorf("spool holds %q", got)
+	}
+}
+
+// Claims name their process by pid space, pid and start time (package
+// owner): a claim whose pid now belongs to another process is taken over,
+// one of this very process is not.
+func TestReusedPidClaimsAreTakenOver(t *testing.T) {
+	child := exec.Command("sleep", "300")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	tok := owner.Token()
+	scope, _, _ := strings.Cut(tok, ".")
+	other := "0badf00d"
+	if scope == other {
+		other = "0badf00e"
+	}
+	dir := t.TempDir()
+	// A start time of one clock tick after boot: not the one of the
+	// process that has this pid now.
+	write(t, dir, fmt.Sprintf(".ingesting-%s.%d.1-0badf00d-20261125T100000.000000Z-aa.json", scope, os.Getpid()), "our pid, reused", 0o600)
+	write(t, dir, fmt.Sprintf(".ingesting-%s.%d.1-0badf00d-20261125T100001.000000Z-bb.json", scope, child.Process.Pid), "live pid, reused", 0o600)
+	write(t, dir, ".ingesting-"+tok+"-0badf00d-20261125T100002.000000Z-cc.json", "ours", 0o600)
+	write(t, dir, fmt.Sprintf(".ingesting-%s.%d.1-0badf00d-20261125T100003.000000Z-dd.json", other, child.Process.Pid), "another container's", 0o600)
+	var r recorder
+	st, err := Ingest(context.Background(), dir, r.record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Ingested != 2 || !slices.Equal(r.got, []string{"our pid, reused", "live pid, reused"}) {
+		t.Errorf("stats %+v, recorded %q", st, r.got)
+	}
+	if got := ls(t, dir); len(got) != 2 {
+		t.Errorf("spool holds %q", got)
+	}
+}
+
+// A claim that cannot be checked from here (another host, boot or pid
+// namespace, or an older binary's bare pid that is in use) is taken over
+// once it is older than any ingestion runs: a launch recorded twice is
+// better than one never recorded.
+func TestUncheckableClaimsAreTakenOverWhenStale(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, ".ingesting-0badf00d.1.1-0badf00d-20261125T100000.000000Z-aa.json", "another container's", 0o600)
+	write(t, dir, ".ingesting-1-0badf00d-20261125T100001.000000Z-bb.json", "init's", 0o600)
+	write(t, dir, ".ingesting-"+owner.Token()+"-0badf00d-20261125T100002.000000Z-cc.json", "ours", 0o600)
+	var r recorder
+	if st, err := Ingest(context.Background(), dir, r.record); err != nil || st.Ingested != 0 {
+		t.Fatalf("fresh claims taken over: %+v %v", st, err)
+	}
+	t.Cleanup(func() { now = time.Now })
+	now = func() time.Time { return time.Now().Add(staleClaim + time.Minute) }
+	st, err := Ingest(context.Background(), dir, r.record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Ingested != 2 || !slices.Equal(r.got, []string{"another container's", "init's"}) {
+		t.Errorf("stats %+v, recorded %q", st, r.got)
+	}
+}
+
+// The files this process claims carry its identity.
+func TestClaimsCarryTheOwnerToken(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "20261125T100000.000000Z-aa.json", "one", 0o600)
+	var names []string
+	_, err := Ingest(context.Background(), dir, func([]byte) error {
+		names = ls(t, dir)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := regexp.MustCompile(`^\.ingesting-` + regexp.QuoteMeta(owner.Token()) + `-[0-9a-f]{8}-20261125T100000\.000000Z-aa\.json$`)
+	if len(names) != 1 || !want.MatchString(names[0]) {
+		t.Errorf("claimed as %q, want %s", names, want)
+	}
+}
+
+// An ingester that is not root takes the launches root (the hub) spooled
+// into a spool folder open to its group, but leaves root's private files
+// and other users' files alone.
+func TestRootsReadableFilesAreIngestedByOthers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to own files of root and of another user")
+	}
+	t.Cleanup(func() { geteuid = os.Geteuid })
+	geteuid = func() int { return 12345 } // a grader
+	dir := t.TempDir()
+	write(t, dir, "1.json", "root's, group-readable", 0o640)
+	write(t, dir, "2.json", "root's, private", 0o600)
+	write(t, dir, "3.json", "nobody's", 0o644)
+	if err := os.Chown(filepath.Join(dir, "3.json"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "4.json", "root's, group-writable", 0o660)
+	var r recorder
+	st, err := Ingest(context.Background(), dir, r.record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Ingested != 1 || st.Skipped != 2 || st.Failed != 1 || !slices.Equal(r.got, []string{"root's, group-readable"}) {
+		t.Errorf("stats %+v, recorded %q", st, r.got)
+	}
+	if got := ls(t, dir); !slices.Equal(got, []string{"2.json", "3.json", FailedDir}) {
+		t.Errorf("spool holds %q", got)
+	}
+}
+
+// In a spool folder shared by a group (setgid, group rwx), failed/ is
+// shared the same way whatever the umask: the next member's ingestion must
+// be able to move its invalid launches there too.
+func TestFailedFolderFollowsASharedSpool(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o770|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	old := syscall.Umask(0o077)
+	t.Cleanup(func() { syscall.Umask(old) })
+	write(t, dir, "1.json", "invalid", 0o600)
+	var r recorder
+	if st, err := Ingest(context.Background(), dir, r.record); err != nil || st.Failed != 1 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, FailedDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o770 || fi.Mode()&os.ModeSetgid == 0 {
+		t.Errorf("failed/ mode %v, want group rwx and setgid like the spool", fi.Mode())
 	}
 }

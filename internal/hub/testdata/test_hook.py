@@ -178,13 +178,40 @@ class HookTest(unittest.TestCase):
 
         async def run():
             result = await hook(authenticator, handler or Handler(), authentication)
-            task = hook.__globals__["_ltigrade_ingest_task"]()
-            if task is not None:
-                await asyncio.wait([task])
+            await self.background(hook)
             await asyncio.sleep(0.05)  # let asyncio reap children before the loop closes
             return result
 
         return asyncio.run(run()), authenticator
+
+    async def background(self, hook):
+        """Wait for the hook's background work: the recording of the spool,
+        and direct recordings when the spool could not be written."""
+        pending = hook.__globals__["_ltigrade_pending"]()
+        if pending:
+            await asyncio.wait(pending)
+
+    def no_spool(self, hook):
+        """Point the hook at a spool directory that cannot be created."""
+        g = hook.__globals__
+        self.addCleanup(g.update, {"LTIGRADE_SPOOL_DIR": g["LTIGRADE_SPOOL_DIR"]})
+        blocker = os.path.join(self.tmp, "file")
+        open(blocker, "w").close()
+        g["LTIGRADE_SPOOL_DIR"] = os.path.join(blocker, "spool")
+
+    def assert_gone(self, pid, what):
+        """Fail unless pid exits within seconds (a zombie counts as gone:
+        whether it is reaped is its parent's business)."""
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    if f.read().rpartition(")")[2].split()[0] == "Z":
+                        return
+            except FileNotFoundError:
+                return
+            time.sleep(0.02)
+        self.fail(what)
 
     def spooled_launch(self):
         [name] = self.spooled()
@@ -265,6 +292,25 @@ class HookTest(unittest.TestCase):
         self.assertIn("readonly database", msg)
         self.assertIn(path, msg)
 
+    def test_a_spool_shared_with_a_group_gets_group_readable_files(self):
+        # docs/jupyterhub.md's grader group: the admin makes the spool 2770
+        # for a group; the graders' ltigrade then reads the hub's launches.
+        os.environ["FAKE_LTIGRADE_MODE"] = "fail"
+        os.makedirs(SPOOL)
+        os.chmod(SPOOL, 0o2770)
+        saved = os.umask(0o077)
+        self.addCleanup(os.umask, saved)
+        self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}))
+        [name] = self.spooled()
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(SPOOL, name)).st_mode), 0o640)
+        # a private spool keeps private files
+        shutil.rmtree(SPOOL)
+        os.makedirs(SPOOL)
+        os.chmod(SPOOL, 0o700)
+        self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}))
+        [name] = self.spooled()
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(SPOOL, name)).st_mode), 0o600)
+
     def test_slow_ltigrade_never_holds_the_login_and_is_killed(self):
         os.environ["FAKE_LTIGRADE_MODE"] = "slow"
         ticks = []
@@ -284,9 +330,7 @@ class HookTest(unittest.TestCase):
                                 {"name": "alice", "auth_state": dict(LTI11)})
             took = time.monotonic() - start
             # the background recording runs into the timeout meanwhile
-            task = hook.__globals__["_ltigrade_ingest_task"]()
-            if task is not None:
-                await asyncio.wait([task])
+            await self.background(hook)
             t.cancel()
             await asyncio.sleep(0.2)  # let asyncio reap the killed child before the loop closes
             return result, took
@@ -312,6 +356,107 @@ class HookTest(unittest.TestCase):
         else:
             self.fail("the slow ltigrade was not killed")
 
+    def test_direct_fallback_does_not_hold_the_login(self):
+        os.environ["FAKE_LTIGRADE_MODE"] = "slow"
+        hook = self.cfg["Authenticator"]["post_auth_hook"]
+        self.short_timeout(hook)
+        self.no_spool(hook)
+        auth = Authenticator()
+
+        async def main():
+            start = time.monotonic()
+            await hook(auth, Handler(query={"oauth_consumer_key": "k"}), {"name": "alice", "auth_state": dict(LTI11)})
+            took = time.monotonic() - start
+            await self.background(hook)
+            await asyncio.sleep(0.2)  # let asyncio reap the killed child before the loop closes
+            return took
+
+        took = asyncio.run(main())
+        self.assertLess(took, 0.5, "the login waited for the direct `ltigrade record -`")
+        [call] = self.calls()
+        self.assertEqual(call["argv"][-2:], ["record", "-"])
+        self.assertEqual(json.loads(call["stdin"])["username"], "alice")
+        [(_, first), (level, msg)] = auth.records.messages
+        self.assertIn("cannot spool", first)
+        self.assertEqual(level, "ERROR")
+        self.assertIn("no answer within", msg)
+        self.assertIn("launch lost", msg)
+        self.assert_gone(call["pid"], "the slow direct recorder was not killed")
+
+    def test_timeout_kills_the_recorders_process_group(self):
+        os.environ["FAKE_LTIGRADE_MODE"] = "grandchild"
+        hook = self.cfg["Authenticator"]["post_auth_hook"]
+        self.short_timeout(hook)
+        self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}))
+        with open(self.log + ".grandchild") as f:
+            grandchild = int(f.read())
+
+        def kill():
+            try:
+                os.kill(grandchild, 9)
+            except ProcessLookupError:
+                pass
+        self.addCleanup(kill)
+        self.assert_gone(self.calls()[0]["pid"], "the hung recorder was not killed")
+        self.assert_gone(grandchild, "the recorder's child outlived the timeout")
+
+    def test_recorder_warnings_reach_the_hub_log(self):
+        os.environ["FAKE_LTIGRADE_MODE"] = "warn"
+        _, auth = self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}))
+        msgs = auth.records.messages
+        self.assertEqual([level for level, _ in msgs], ["WARNING", "WARNING"], msgs)
+        self.assertIn("ltigrade: warning: nbgitpuller link refused, recorded without a checkout", msgs[0][1])
+        self.assertIn("record --spool", msgs[0][1])
+        # one line, control characters shown, not obeyed
+        self.assertRegex(msgs[1][1], r"unsigned next .*disagrees.* with the .*signed one")
+        for ch in "\x1b\r\n\u202e":
+            self.assertNotIn(ch, msgs[1][1])
+        self.assertNotIn("not ltigrade's", repr(msgs))
+
+    def test_recorder_output_in_the_hub_log_is_bounded(self):
+        os.environ["FAKE_LTIGRADE_MODE"] = "flood"
+        _, auth = self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}))
+        msgs = auth.records.messages
+        self.assertLessEqual(len(msgs), 21)
+        self.assertGreaterEqual(len(msgs), 2)
+        self.assertIn("more", msgs[-1][1])
+        for _, msg in msgs:
+            self.assertLess(len(msg), 1000)
+
+    def test_refused_launches_are_named_in_the_hub_log(self):
+        os.environ["FAKE_LTIGRADE_MODE"] = "refuse"
+        _, auth = self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}))
+        msgs = auth.records.messages
+        self.assertEqual([level for level, _ in msgs], ["ERROR", "ERROR"], msgs)
+        self.assertIn('ltigrade: warning: spooled launch failed/', msgs[0][1])
+        self.assertIn('"username" is required', msgs[0][1])
+        self.assertIn("alice", msgs[1][1])
+        self.assertIn(os.path.join(SPOOL, "failed"), msgs[1][1])
+        self.assertIn("exit 2: ltigrade: 1 invalid spooled launch", msgs[1][1])
+        self.assertNotIn("stays spooled", msgs[1][1])
+
+    def test_a_failed_run_that_recorded_this_launch_is_still_logged(self):
+        os.environ["FAKE_LTIGRADE_MODE"] = "recordrefuseother"
+        _, auth = self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}))
+        self.assertEqual(self.spooled(), [])
+        msgs = auth.records.messages
+        self.assertEqual([level for level, _ in msgs], ["ERROR", "ERROR"], msgs)
+        self.assertIn("spooled launch failed/20261125T100000.000000Z-0000.json", msgs[0][1])
+        self.assertIn("exit 2: ltigrade: 1 invalid spooled launch moved to", msgs[1][1])
+        self.assertNotIn("alice", msgs[1][1])
+
+    def test_a_launch_claimed_by_a_killed_recorder_is_said_to_stay_spooled(self):
+        os.environ["FAKE_LTIGRADE_MODE"] = "claim"
+        hook = self.cfg["Authenticator"]["post_auth_hook"]
+        self.short_timeout(hook)
+        _, auth = self.login(dict(LTI11), Handler(query={"oauth_consumer_key": "k"}))
+        [claim] = self.spooled()
+        self.assertTrue(claim.startswith(".ingesting-"), claim)
+        [(level, msg)] = auth.records.messages
+        self.assertEqual(level, "ERROR")
+        self.assertIn("stays spooled as", msg)
+        self.assertIn(claim.split("-", 3)[3], msg)
+
     def test_a_burst_of_logins_shares_background_runs(self):
         hook = self.cfg["Authenticator"]["post_auth_hook"]
 
@@ -319,7 +464,7 @@ class HookTest(unittest.TestCase):
             for i in range(10):
                 await hook(Authenticator(), Handler(query={"oauth_consumer_key": "k"}),
                            {"name": "u%d" % i, "auth_state": dict(LTI11)})
-            await asyncio.wait([hook.__globals__["_ltigrade_ingest_task"]()])
+            await self.background(hook)
             await asyncio.sleep(0.05)
 
         asyncio.run(main())
