@@ -68,6 +68,7 @@ func exitCode(err error) (int, string) {
 	var nf *resolve.NotFoundError
 	var amb *resolve.AmbiguousError
 	var se *silentExit
+	var su *config.SecretUnavailableError
 	switch {
 	case err == nil:
 		return ExitOK, ""
@@ -75,6 +76,8 @@ func exitCode(err error) (int, string) {
 		return se.code, ""
 	case errors.As(err, &ee):
 		return ee.code, ee.hint
+	case errors.As(err, &su):
+		return ExitUsage, su.Hint
 	case errors.As(err, &inv), errors.As(err, &in), errors.Is(err, config.ErrConfig):
 		return ExitUsage, ""
 	case errors.As(err, &nf):

@@ -25,8 +25,9 @@ type AGSSender struct {
 func (s *AGSSender) Send(ctx context.Context, p *store.Passback) Outcome {
 	plat, err := s.Platform(p.ConsumerKey, p.ClientID)
 	if err != nil {
-		// The config may be fixed later: keep the score queued.
-		return Outcome{Status: store.StatusRetry, Message: err.Error()}
+		// The config may be fixed later: keep the score queued. Nothing
+		// was sent, so the outcome is certain.
+		return Outcome{Status: store.StatusRetry, Message: err.Error(), Local: true}
 	}
 	lineitem := p.TargetURL
 	if lineitem == "" {

@@ -23,7 +23,7 @@ func (s *LTI11Sender) Send(ctx context.Context, p *store.Passback) Outcome {
 	if err != nil {
 		// The config may be fixed later: keep the score queued. Nothing
 		// was sent, so the outcome is certain.
-		return Outcome{Status: store.StatusRetry, Message: err.Error()}
+		return Outcome{Status: store.StatusRetry, Message: err.Error(), Local: true}
 	}
 	req := lti11.ResultRequest{Op: lti11.ReplaceResult, SourcedID: p.SourcedID, Score: p.Score,
 		ResultDataText: p.ResultData, MessageID: "ltigrade-" + strconv.FormatInt(p.ID, 10)}
