@@ -33,8 +33,9 @@ func (s *LTI11Sender) Send(ctx context.Context, p *store.Passback) Outcome {
 		}
 	}
 	o := s.Client.Do(ctx, p.TargetURL, p.ConsumerKey, secret, req)
-	// No HTTP answer at all: the request may have reached the LMS.
-	out := Outcome{Message: o.Message, HTTPStatus: o.HTTPStatus, RetryAfter: o.RetryAfter, Uncertain: o.HTTPStatus == 0}
+	// No HTTP answer to a request that was written: it may have reached
+	// the LMS. One that never left holds nothing back.
+	out := Outcome{Message: o.Message, HTTPStatus: o.HTTPStatus, RetryAfter: o.RetryAfter, Uncertain: o.HTTPStatus == 0 && !o.NotSent}
 	switch o.Status {
 	case lti11.Sent:
 		out.Status = store.StatusSent
