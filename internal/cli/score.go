@@ -314,7 +314,7 @@ sent (or superseded), else the most serious of 6, 4, 3, 5.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.user, "user", "", "JupyterHub user; NOTEBOOK is then inside their notebook root")
-	fl.Int64Var(&o.launch, "launch", 0, "send to this launch (an id from `sessions list --all`) instead of resolving NOTEBOOK")
+	fl.Int64Var(&o.launch, "launch", 0, "send to this launch id (from ltigrade sessions list --all) instead of resolving NOTEBOOK")
 	fl.Float64Var(&o.outOf, "out-of", 0, "SCORE is points out of this maximum")
 	fl.StringVar(&o.comment, "comment", "", "comment for the student (sent where the LMS accepts it: Canvas resultData text)")
 	fl.BoolVar(&o.dryRun, "dry-run", false, "resolve and validate, print what would be sent, send and store nothing")
