@@ -79,7 +79,12 @@ func runBatch(app *App, rows []batch.Row, o batchOptions) error {
 		res.Line, res.Username, res.Notebook = r.Line, r.Username, r.Notebook
 		sc, err := score.Parse(r.Score, r.OutOf)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("line %d: invalid score: %v", r.Line, err))
+			msg := err.Error()
+			var above *score.AboveOneError
+			if errors.As(err, &above) {
+				msg = above.Message("out_of") // rows have a column, not a flag
+			}
+			problems = append(problems, fmt.Sprintf("line %d: invalid score: %s", r.Line, msg))
 			continue
 		}
 		res.Score = sc.Text()
