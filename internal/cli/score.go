@@ -221,8 +221,9 @@ func newScoreCmd(app *App) *cobra.Command {
 SCORE is a fraction (0.85), a percentage (85%) or points over a maximum (17/20, or
 17 with --out-of 20). The score is written to ltigrade's journal before anything is
 sent; then one attempt is made (with at most a short retry within passback.timeout).
-If the LMS cannot be reached the score stays queued and ` + "`ltigrade sync`" + ` delivers it
-later. For each session the LMS always ends with the newest score.
+If the LMS cannot be reached, or the consumer's secret (LTI 1.3: the key) cannot be read
+right now (say its file mode is too loose), the score stays queued and ` + "`ltigrade sync`" + `
+delivers it later. For each session the LMS always ends with the newest score.
 
 With --batch FILE, every row (CSV with a header username,notebook,score[,out_of,comment],
 or JSON lines with those keys) is resolved, all sendable rows are journaled in one
