@@ -75,6 +75,11 @@ type Outcome struct {
 	Message    string        // single line, sanitised, no credentials
 	HTTPStatus int           // of the score request; 0 if none was answered
 	RetryAfter time.Duration // from Retry-After (capped at MaxRetryAfter)
+	// NotSent (with HTTPStatus 0) says the score request was never
+	// written: no token could be had, the connection was refused, its TLS
+	// handshake failed, or ctx ended first; the platform cannot act on it.
+	// False means it may have.
+	NotSent bool
 }
 
 // Error is what Token, Results and FindLineItem return for a failed

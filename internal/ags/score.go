@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ltigrade/ltigrade/internal/lmsmsg"
 )
 
 // Score is one grade for one user.
@@ -107,7 +109,8 @@ func (c *Client) PostScore(ctx context.Context, p Platform, lineitem string, s S
 		return tokenOutcome(err)
 	}
 	red.add(tok.AccessToken)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	sctx, written := lmsmsg.TraceWritten(ctx)
+	req, err := http.NewRequestWithContext(sctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return Outcome{Status: Rejected, Message: red.clean("cannot build score request: " + describeErr(err))}
 	}
@@ -116,7 +119,7 @@ func (c *Client) PostScore(ctx context.Context, p Platform, lineitem string, s S
 	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return Outcome{Status: Retry, Message: red.clean("score request failed: " + describeErr(err))}
+		return Outcome{Status: Retry, Message: red.clean("score request failed: " + describeErr(err)), NotSent: !written()}
 	}
 	defer resp.Body.Close()
 	data, tooBig, rerr := c.readBody(resp.Body)
@@ -165,11 +168,13 @@ func (c *Client) PostScore(ctx context.Context, p Platform, lineitem string, s S
 	return o
 }
 
+// tokenOutcome is the outcome of a score whose token could not be had: the
+// score request was never made.
 func tokenOutcome(err error) Outcome {
 	if e, ok := err.(*Error); ok {
-		return Outcome{Status: e.Status, Message: e.Message, RetryAfter: e.RetryAfter}
+		return Outcome{Status: e.Status, Message: e.Message, RetryAfter: e.RetryAfter, NotSent: true}
 	}
-	return Outcome{Status: Retry, Message: (&redactor{}).clean(err.Error())}
+	return Outcome{Status: Retry, Message: (&redactor{}).clean(err.Error()), NotSent: true}
 }
 
 // orderingRefusal recognises a refusal because the stored score is newer,

@@ -68,13 +68,20 @@ func runBatch(app *App, rows []batch.Row, o batchOptions) error {
 	var sendable []*store.Passback
 	rowOf := map[*store.Passback]int{}
 	var problems []string
+	var unavailable []*config.SecretUnavailableError
+	seenSecret := map[string]bool{}
 	now := app.Now()
 	for i, r := range rows {
 		res := &results[i]
 		res.Line, res.Username, res.Notebook = r.Line, r.Username, r.Notebook
 		sc, err := score.Parse(r.Score, r.OutOf)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("line %d: invalid score: %v", r.Line, err))
+			msg := err.Error()
+			var above *score.AboveOneError
+			if errors.As(err, &above) {
+				msg = above.Message("out_of") // rows have a column, not a flag
+			}
+			problems = append(problems, fmt.Sprintf("line %d: invalid score: %s", r.Line, msg))
 			continue
 		}
 		res.Score = sc.Text()
@@ -98,12 +105,22 @@ func runBatch(app *App, rows []batch.Row, o batchOptions) error {
 		res.Username, res.SessionID = sess.Username, sess.ID
 		if err := outcomeTarget(app, sess); err != nil {
 			code, _ := exitCode(err)
-			if code == ExitNoSession {
+			su, later := secretUnavailable(err)
+			switch {
+			case later:
+				// Journaled and queued like a score the LMS could not take
+				// now; one warning per cause.
+				if !seenSecret[su.Error()] {
+					seenSecret[su.Error()] = true
+					unavailable = append(unavailable, su)
+				}
+			case code == ExitNoSession:
 				res.Status, res.Message = "unresolved", err.Error()
 				continue
+			default:
+				problems = append(problems, fmt.Sprintf("line %d: %v", r.Line, err))
+				continue
 			}
-			problems = append(problems, fmt.Sprintf("line %d: %v", r.Line, err))
-			continue
 		}
 		p, warn := buildPassback(sess, sc, r.OutOf, r.Comment, r.Notebook, now)
 		res.Given, res.Maximum = p.ScoreGiven, p.ScoreMax
@@ -118,7 +135,10 @@ func runBatch(app *App, rows []batch.Row, o batchOptions) error {
 		if len(problems) > 10 {
 			msg += fmt.Sprintf("\n  ... and %d more", len(problems)-10)
 		}
-		return usageErr("batch refused, nothing journaled or sent (%d bad rows):\n  %s", len(problems), msg)
+		return usageErr("batch refused, nothing journaled or sent (%d bad row%s):\n  %s", len(problems), plural(len(problems), "s"), msg)
+	}
+	for _, su := range unavailable {
+		warnSecretUnavailable(app, su)
 	}
 	if o.DryRun {
 		for _, p := range sendable {
@@ -257,11 +277,11 @@ func reportBatch(app *App, results []batchResult, o batchOptions, runErr error) 
 			label = "batch"
 		}
 		if o.DryRun {
-			fmt.Fprintf(app.Err, "%s: dry run, %d rows, %d would be sent, %d unresolved, %d ambiguous; nothing journaled or sent\n",
-				label, sum.Rows, sum.Rows-sum.Unresolved-sum.Ambiguous, sum.Unresolved, sum.Ambiguous)
+			fmt.Fprintf(app.Err, "%s: dry run, %d row%s, %d would be sent, %d unresolved, %d ambiguous; nothing journaled or sent\n",
+				label, sum.Rows, plural(sum.Rows, "s"), sum.Rows-sum.Unresolved-sum.Ambiguous, sum.Unresolved, sum.Ambiguous)
 		} else {
-			fmt.Fprintf(app.Err, "%s: %d rows: %d sent, %d queued, %d rejected, %d superseded, %d unresolved, %d ambiguous\n",
-				label, sum.Rows, sum.Sent, sum.Queued, sum.Rejected, sum.Superseded, sum.Unresolved, sum.Ambiguous)
+			fmt.Fprintf(app.Err, "%s: %d row%s: %d sent, %d queued, %d rejected, %d superseded, %d unresolved, %d ambiguous\n",
+				label, sum.Rows, plural(sum.Rows, "s"), sum.Sent, sum.Queued, sum.Rejected, sum.Superseded, sum.Unresolved, sum.Ambiguous)
 		}
 	}
 	if runErr != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func testApp() (*App, *bytes.Buffer, *bytes.Buffer) {
@@ -42,6 +43,14 @@ func TestEveryCommandHelp(t *testing.T) {
 		if c.Flags().Lookup("json") == nil && c.Runnable() && (c.Name() == "list" || c.Name() == "show") {
 			t.Errorf("%s prints data but has no --json", c.CommandPath())
 		}
+		// pflag shows backquoted text in a usage as the flag's value name
+		// ("--launch sessions list --all"), so usages must not quote that way.
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if strings.Contains(f.Usage, "`") {
+				name, _ := pflag.UnquoteUsage(f)
+				t.Errorf("%s --%s: backquotes in the usage make %q its value name", c.CommandPath(), f.Name, name)
+			}
+		})
 	})
 }
 

@@ -70,6 +70,7 @@ func exitCode(err error) (int, string) {
 	var amb *resolve.AmbiguousError
 	var se *silentExit
 	var spoolDir *spool.UnsafeDirError
+	var su *config.SecretUnavailableError
 	switch {
 	case err == nil:
 		return ExitOK, ""
@@ -77,6 +78,8 @@ func exitCode(err error) (int, string) {
 		return se.code, ""
 	case errors.As(err, &ee):
 		return ee.code, hintOf(ee.err, ee.hint)
+	case errors.As(err, &su):
+		return ExitUsage, su.Hint
 	case errors.Is(err, config.ErrConfig):
 		return ExitUsage, hintOf(err, "")
 	case errors.As(err, &inv), errors.As(err, &in):

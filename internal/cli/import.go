@@ -211,15 +211,19 @@ func runImportLTIPassParams(app *App, file string, f importFlags) error {
 		if f.dryRun {
 			verb = "would import"
 		}
-		line := fmt.Sprintf("%s %d of %d rows from %s as launches at %s", verb, len(rep.Imported), rep.Rows, file, at.UTC().Format(time.RFC3339))
+		line := fmt.Sprintf("%s %d of %d row%s from %s as launches at %s", verb, len(rep.Imported), rep.Rows, plural(rep.Rows, "s"), file, at.UTC().Format(time.RFC3339))
 		if !f.dryRun {
-			line += fmt.Sprintf(" (%d sessions)", len(sessions))
+			line += fmt.Sprintf(" (%d session%s)", len(sessions), plural(len(sessions), "s"))
 		}
 		fmt.Fprintf(app.Out, "%s; %d skipped, %d refused\n", line, len(rep.Skipped), len(rep.Refused))
 	}
 	if len(rep.Refused) > 0 {
 		if !f.asJSON {
-			fmt.Fprintf(app.Err, "ltigrade: %d rows of %s were refused (listed above) and not imported\n", len(rep.Refused), file)
+			what := fmt.Sprintf("%d rows of %s were", len(rep.Refused), file)
+			if len(rep.Refused) == 1 {
+				what = "1 row of " + file + " was"
+			}
+			fmt.Fprintf(app.Err, "ltigrade: %s refused (listed above) and not imported\n", what)
 		}
 		return &silentExit{code: ExitUsage}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +43,9 @@ func (app *App) agsClient(st store.Store) *ags.Client {
 	return &ags.Client{HTTP: app.httpClient(), Cache: passback.StoreTokenCache{Store: st}}
 }
 
-// platform loads an LTI 1.3 registration with its private key.
+// platform loads an LTI 1.3 registration with its private key. A key that
+// cannot be loaded is a *config.SecretUnavailableError: the platform is
+// configured, and scores for it can wait for the fix.
 func (app *App) platform(issuer, clientID string) (ags.Platform, error) {
 	cfg, err := app.Config()
 	if err != nil {
@@ -54,7 +57,7 @@ func (app *App) platform(issuer, clientID string) (ags.Platform, error) {
 	}
 	k, err := keys.LoadFile(p.PrivateKeyFile)
 	if err != nil {
-		return ags.Platform{}, err
+		return ags.Platform{}, &config.SecretUnavailableError{Hint: keyFileHint(p.PrivateKeyFile), Err: err}
 	}
 	kid := p.KeyID
 	if kid == "" {
@@ -62,6 +65,20 @@ func (app *App) platform(issuer, clientID string) (ags.Platform, error) {
 	}
 	return ags.Platform{Issuer: p.Issuer, ClientID: p.ClientID, TokenURL: p.TokenURL, Audience: p.Audience,
 		KeyID: kid, Key: k.RSA(), Canvas: p.Canvas}, nil
+}
+
+// keyFileHint says how to fix a private key file keys.LoadFile refused.
+func keyFileHint(name string) string {
+	fi, err := os.Stat(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "create it with `ltigrade keys generate --out " + name + "` and register `ltigrade keys jwks` with the LMS"
+	case errors.Is(err, fs.ErrPermission):
+		return "make " + name + " readable by the user ltigrade runs as (its owner, mode 600)"
+	case err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0:
+		return "chmod 600 " + name
+	}
+	return "put the PEM private key registered with the LMS in " + name
 }
 
 // defaultKeyFile is where `keys generate` writes without --out: the key
@@ -187,6 +204,9 @@ func agsTarget(app *App, s *store.Session) error {
 		return withCode(ExitNoSession, fmt.Errorf("launch %d of %s does not grant the AGS score scope", s.LaunchID, s.Username), "add the score scope to the tool's registration in the LMS")
 	}
 	if _, err := app.platform(s.Platform, s.ClientID); err != nil {
+		if _, ok := secretUnavailable(err); ok {
+			return err
+		}
 		return withCode(ExitUsage, err, "add the platform to [[lti13.platforms]] and its key with `ltigrade keys generate`")
 	}
 	return nil

@@ -174,7 +174,8 @@ func runSandbox(app *App, cmd *cobra.Command, f sandboxFlags) error {
 	}
 	base = strings.TrimRight(base, "/")
 	say("%s/\n", base)
-	say("ltigrade sandbox: course %q (%s), %d students, %d assignments\n", course.Title, course.ID, len(course.Students), len(course.Assignments))
+	say("ltigrade sandbox: course %q (%s), %d student%s, %d assignment%s\n", course.Title, course.ID,
+		len(course.Students), plural(len(course.Students), "s"), len(course.Assignments), plural(len(course.Assignments), "s"))
 	say("  launches: %s/hub/lti/launch, consumer key %q; nbgitpuller clones %s into %s\n",
 		strings.TrimRight(hubURL, "/"), key, repo, lmssim.RepoDir(repo))
 	say("  outcome service %s/outcomes; grade book %s/gradebook\n", base, base)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ltigrade/ltigrade/internal/ags"
 	"github.com/ltigrade/ltigrade/internal/batch"
+	"github.com/ltigrade/ltigrade/internal/config"
 	"github.com/ltigrade/ltigrade/internal/lti11"
 	"github.com/ltigrade/ltigrade/internal/passback"
 	"github.com/ltigrade/ltigrade/internal/resolve"
@@ -21,7 +23,10 @@ import (
 
 // outcomeTarget checks that the session can take a score: an LTI 1.1
 // outcome service with a known consumer, or an LTI 1.3 AGS endpoint with a
-// configured platform.
+// configured platform. A *config.SecretUnavailableError (see
+// secretUnavailable) means the target is configured but its secret or key
+// cannot be loaded right now: a score can still be journaled, and waits in
+// the queue for the fix.
 func outcomeTarget(app *App, s *store.Session) error {
 	if s.Version == "1.3" {
 		return agsTarget(app, s)
@@ -34,11 +39,36 @@ func outcomeTarget(app *App, s *store.Session) error {
 	if err != nil {
 		return err
 	}
-	// Fail before journaling when the score could never be signed.
 	if _, err := cfg.ConsumerSecret(s.Platform); err != nil {
-		return withCode(ExitUsage, err, "") // the hint comes with the error's kind
+		return consumerErr(err)
 	}
 	return nil
+}
+
+// consumerErr refuses a score the config can never sign (no such consumer)
+// and passes on a secret that is only unavailable for now.
+func consumerErr(err error) error {
+	if _, ok := secretUnavailable(err); ok {
+		return err
+	}
+	return withCode(ExitUsage, err, "") // the hint comes with the error's kind
+}
+
+// secretUnavailable says whether err is a configured consumer's secret or
+// platform's key that cannot be loaded now (a loose mode, a missing file, an
+// unset variable).
+func secretUnavailable(err error) (*config.SecretUnavailableError, bool) {
+	var su *config.SecretUnavailableError
+	return su, errors.As(err, &su)
+}
+
+// warnSecretUnavailable tells why journaled scores cannot be sent yet and
+// how to fix it.
+func warnSecretUnavailable(app *App, su *config.SecretUnavailableError) {
+	fmt.Fprintf(app.Err, "ltigrade: warning: %v; scores for it stay queued until that is fixed\n", su)
+	if su.Hint != "" {
+		fmt.Fprintf(app.Err, "hint: %s, then run `ltigrade sync`\n", su.Hint)
+	}
 }
 
 func (app *App) secretFunc() func(key string) (string, error) {
@@ -110,8 +140,9 @@ func newScoreCmd(app *App) *cobra.Command {
 SCORE is a fraction (0.85), a percentage (85%) or points over a maximum (17/20, or
 17 with --out-of 20). The score is written to ltigrade's journal before anything is
 sent; then one attempt is made (with at most a short retry within passback.timeout).
-If the LMS cannot be reached the score stays queued and ` + "`ltigrade sync`" + ` delivers it
-later. For each session the LMS always ends with the newest score.
+If the LMS cannot be reached, or the consumer's secret (LTI 1.3: the key) cannot be read
+right now (say its file mode is too loose), the score stays queued and ` + "`ltigrade sync`" + `
+delivers it later. For each session the LMS always ends with the newest score.
 
 With --batch FILE, every row (CSV with a header username,notebook,score[,out_of,comment],
 or JSON lines with those keys) is resolved, all sendable rows are journaled in one
@@ -159,8 +190,15 @@ sent (or superseded), else the most serious of 6, 4, 3, 5.`,
 			if err != nil {
 				return err
 			}
+			// A secret that cannot be loaded now does not lose the score: it
+			// is journaled, stays queued (exit 5) and sync sends it after
+			// the fix.
 			if err := outcomeTarget(app, sess); err != nil {
-				return err
+				su, ok := secretUnavailable(err)
+				if !ok {
+					return err
+				}
+				warnSecretUnavailable(app, su)
 			}
 			cfg, err := app.Config()
 			if err != nil {
@@ -196,7 +234,7 @@ sent (or superseded), else the most serious of 6, 4, 3, 5.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.user, "user", "", "JupyterHub user; NOTEBOOK is then inside their notebook root")
-	fl.Int64Var(&o.launch, "launch", 0, "send to this launch (an id from `sessions list --all`) instead of resolving NOTEBOOK")
+	fl.Int64Var(&o.launch, "launch", 0, "send to this launch id (from ltigrade sessions list --all) instead of resolving NOTEBOOK")
 	fl.Float64Var(&o.outOf, "out-of", 0, "SCORE is points out of this maximum")
 	fl.StringVar(&o.comment, "comment", "", "comment for the student (sent where the LMS accepts it: Canvas resultData text)")
 	fl.BoolVar(&o.dryRun, "dry-run", false, "resolve and validate, print what would be sent, send and store nothing")
@@ -239,6 +277,10 @@ func buildPassback(sess *store.Session, sc score.Score, outOf float64, comment, 
 func printDryRun(app *App, p *store.Passback, res *resolve.Result, asJSON bool) error {
 	if p.Protocol == "ags" {
 		plat, err := app.platform(p.ConsumerKey, p.ClientID)
+		if _, ok := secretUnavailable(err); ok {
+			// The body does not depend on the key, only its signature does.
+			plat, err = platformWithoutKey(app, p.ConsumerKey, p.ClientID)
+		}
 		if err != nil {
 			return err
 		}
@@ -285,6 +327,21 @@ func printDryRun(app *App, p *store.Passback, res *resolve.Result, asJSON bool) 
 	return err
 }
 
+// platformWithoutKey is the registration of an issuer and client id as
+// configured, without loading its key.
+func platformWithoutKey(app *App, issuer, clientID string) (ags.Platform, error) {
+	cfg, err := app.Config()
+	if err != nil {
+		return ags.Platform{}, err
+	}
+	p, err := cfg.Platform(issuer, clientID)
+	if err != nil {
+		return ags.Platform{}, err
+	}
+	return ags.Platform{Issuer: p.Issuer, ClientID: p.ClientID, TokenURL: p.TokenURL, Audience: p.Audience,
+		KeyID: p.KeyID, Canvas: p.Canvas}, nil
+}
+
 func fmtFloat(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 func reportPassback(app *App, p *store.Passback, res *resolve.Result, asJSON bool) error {
@@ -315,7 +372,8 @@ func reportPassback(app *App, p *store.Passback, res *resolve.Result, asJSON boo
 				why = "an earlier score of this session may still be in flight at the LMS"
 			}
 			when := ""
-			if p.NextAttemptAt != nil {
+			// A row due at once (a local failure) waits only for sync.
+			if p.NextAttemptAt != nil && p.NextAttemptAt.After(app.Now()) {
 				when = ", next try after " + app.fmtTime(*p.NextAttemptAt)
 			}
 			fmt.Fprintf(app.Out, "queued: %s for %s is journaled as passback %d but not delivered yet (%s%s); `ltigrade sync` will deliver it\n",
@@ -368,7 +426,7 @@ func newResultOpCmd(app *App, op lti11.Op) *cobra.Command {
 			}
 			secret, err := cfg.ConsumerSecret(sess.Platform)
 			if err != nil {
-				return withCode(ExitUsage, err, "") // the hint comes with the error's kind
+				return consumerErr(err)
 			}
 			ctx := app.Context()
 			c := &lti11.Client{HTTP: &http.Client{Timeout: cfg.Passback.Timeout}}

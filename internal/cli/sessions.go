@@ -251,7 +251,8 @@ Sessions that still owe the LMS a score (queued passbacks) are kept.`,
 			if asJSON {
 				return printJSON(app.Out, stats)
 			}
-			_, err = fmt.Fprintf(app.Out, "pruned %d sessions, %d launches, %d passbacks\n", stats.Sessions, stats.Launches, stats.Passbacks)
+			_, err = fmt.Fprintf(app.Out, "pruned %d session%s, %d launch%s, %d passback%s\n", stats.Sessions, plural(int(stats.Sessions), "s"),
+				stats.Launches, plural(int(stats.Launches), "es"), stats.Passbacks, plural(int(stats.Passbacks), "s"))
 			return err
 		},
 	}

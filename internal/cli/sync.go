@@ -78,7 +78,7 @@ earlier attempt whose outcome is unknown).`,
 				}
 				_, err = fmt.Fprintf(app.Out, "sent %d, rejected %d, queued for retry %d\n", stats.Sent, stats.Rejected, stats.Retry)
 				if err == nil && len(left) > stats.Retry {
-					_, err = fmt.Fprintf(app.Out, "%d scores still queued in all (see `ltigrade passbacks list --status queued`)\n", len(left))
+					_, err = fmt.Fprintf(app.Out, "%d score%s still queued in all (see `ltigrade passbacks list --status queued`)\n", len(left), plural(len(left), "s"))
 				}
 			}
 			if err != nil {

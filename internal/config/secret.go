@@ -63,13 +63,41 @@ func (k Consumer) SecretSource() string {
 	}
 }
 
+// ErrUnknownConsumer is wrapped by ConsumerSecret's error when the
+// configuration names no consumer with the key: nothing can sign for it
+// until someone adds one, so a score for it is refused, not journaled.
+var ErrUnknownConsumer = errors.New("unknown LTI 1.1 consumer")
+
+// SecretUnavailableError says a configured consumer's secret (or a
+// platform's private key) cannot be loaded right now: a file with a loose
+// mode, missing or unreadable, an unset variable. The fix is local and the
+// LMS is not involved, so a score can be journaled and sent once it is
+// fixed. Neither the message nor the hint ever holds the secret.
+type SecretUnavailableError struct {
+	// Hint says how to fix it ("chmod 600 /etc/ltigrade/k.secret"); may be empty.
+	Hint string
+	// Err is the error itself, which names the file or variable.
+	Err error
+}
+
+func (e *SecretUnavailableError) Error() string { return e.Err.Error() }
+func (e *SecretUnavailableError) Unwrap() error { return e.Err }
+
+// unavailable is a configuration error (wrapping ErrConfig, as before) that
+// is also a *SecretUnavailableError.
+func unavailable(hint, format string, args ...any) error {
+	return &SecretUnavailableError{Hint: hint, Err: errorf(format, args...)}
+}
+
 // ConsumerSecret returns the secret of the LTI 1.1 consumer with this key.
 // Files and environment variables are read on every call, so a rotated secret
-// is picked up without restarting anything.
+// is picked up without restarting anything. A key the config does not know
+// gives an error wrapping ErrUnknownConsumer; a known one whose secret cannot
+// be read now gives a *SecretUnavailableError.
 func (c *Config) ConsumerSecret(key string) (Secret, error) {
 	for _, k := range c.LTI11.Consumers {
 		if k.Key == key && k.src != nil {
-			return k.src.load(c.getenv)
+			return k.src.load(c.getenv, c.Source)
 		}
 	}
 	return Secret{}, &UnknownConsumerError{Key: key, Source: c.Source}
@@ -89,7 +117,8 @@ func (e *UnknownConsumerError) Error() string {
 	return fmt.Sprintf("config: no LTI 1.1 consumer with key %q in %s", e.Key, e.Source)
 }
 
-func (e *UnknownConsumerError) Unwrap() error { return ErrConfig }
+// Unwrap makes it a config error (exit 2) and ErrUnknownConsumer.
+func (e *UnknownConsumerError) Unwrap() []error { return []error{ErrConfig, ErrUnknownConsumer} }
 
 // Hint is the fix the CLI suggests.
 func (e *UnknownConsumerError) Hint() string {
@@ -116,10 +145,10 @@ func (e *SecretModeError) Unwrap() error { return ErrConfig }
 // Hint is the fix the CLI suggests.
 func (e *SecretModeError) Hint() string { return "chmod 600 " + e.Path }
 
-func (s *secretSource) load(getenv func(string) string) (Secret, error) {
+func (s *secretSource) load(getenv func(string) string, source string) (Secret, error) {
 	switch {
 	case s.file != "":
-		return readSecretFile(s.consumer, s.file)
+		return readSecretFile(s.consumer, s.file, source)
 	case s.env != "":
 		if getenv == nil {
 			getenv = os.Getenv
@@ -127,7 +156,8 @@ func (s *secretSource) load(getenv func(string) string) (Secret, error) {
 		// Only the variable's name may appear in errors, never its value.
 		v := getenv(s.env)
 		if v == "" {
-			return Secret{}, errorf("consumer %q: environment variable %s (secret_env) is unset or empty", s.consumer, s.env)
+			return Secret{}, unavailable("set "+s.env+" in the environment ltigrade (and the cron job running ltigrade sync) runs with",
+				"consumer %q: environment variable %s (secret_env) is unset or empty", s.consumer, s.env)
 		}
 		return Secret{v: v}, nil
 	default:
@@ -138,7 +168,9 @@ func (s *secretSource) load(getenv func(string) string) (Secret, error) {
 // readSecretFile reads a secret file, refusing files that others can read or
 // write: a secret exposed to every local user (students included, on a hub)
 // lets anyone forge grades, so ltigrade will not use it until it is fixed.
-func readSecretFile(consumer, name string) (Secret, error) {
+// source is the config file, for the hint.
+func readSecretFile(consumer, name, source string) (Secret, error) {
+	onlySecret := "put the consumer's secret (only it) in " + name
 	// O_NONBLOCK keeps a FIFO or device from blocking the open; the checks
 	// below then refuse it. Checking the opened file, not the path, leaves no
 	// gap between the check and the read.
@@ -148,33 +180,41 @@ func readSecretFile(consumer, name string) (Secret, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err // the path is named below
 		}
-		return Secret{}, errorf("consumer %q: cannot open secret file %s: %w", consumer, name, err)
+		hint := ""
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			hint = "create " + name + " holding only the secret (mode 600), or fix secret_file in " + dash(source)
+		case errors.Is(err, fs.ErrPermission):
+			hint = "make " + name + " readable by the user ltigrade runs as (its owner, mode 600)"
+		}
+		return Secret{}, unavailable(hint, "consumer %q: cannot open secret file %s: %w", consumer, name, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return Secret{}, errorf("consumer %q: %w", consumer, err)
+		return Secret{}, unavailable("", "consumer %q: %w", consumer, err)
 	}
 	switch mode := fi.Mode(); {
 	case !mode.IsRegular():
-		return Secret{}, errorf("consumer %q: secret file %s is not a regular file (%s)", consumer, name, mode.Type())
+		return Secret{}, unavailable("point secret_file at a regular file holding only the secret",
+			"consumer %q: secret file %s is not a regular file (%s)", consumer, name, mode.Type())
 	case mode.Perm()&0o077 != 0:
-		return Secret{}, &SecretModeError{Consumer: consumer, Path: name, Mode: mode.Perm()}
+		return Secret{}, &SecretUnavailableError{Hint: "chmod 600 " + name, Err: &SecretModeError{Consumer: consumer, Path: name, Mode: mode.Perm()}}
 	case fi.Size() > MaxSecretFileSize:
-		return Secret{}, errorf("consumer %q: secret file %s is larger than %d KiB; it must hold only the secret", consumer, name, MaxSecretFileSize>>10)
+		return Secret{}, unavailable(onlySecret, "consumer %q: secret file %s is larger than %d KiB; it must hold only the secret", consumer, name, MaxSecretFileSize>>10)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxSecretFileSize+1))
 	if err != nil {
-		return Secret{}, errorf("consumer %q: reading secret file %s: %w", consumer, name, err)
+		return Secret{}, unavailable("", "consumer %q: reading secret file %s: %w", consumer, name, err)
 	}
 	if len(data) > MaxSecretFileSize { // it grew after the Stat
-		return Secret{}, errorf("consumer %q: secret file %s is larger than %d KiB; it must hold only the secret", consumer, name, MaxSecretFileSize>>10)
+		return Secret{}, unavailable(onlySecret, "consumer %q: secret file %s is larger than %d KiB; it must hold only the secret", consumer, name, MaxSecretFileSize>>10)
 	}
 	// Editors and `echo` add a trailing newline that is never part of the
 	// secret; leading space is kept, as it could be.
 	v := strings.TrimRightFunc(string(data), unicode.IsSpace)
 	if v == "" {
-		return Secret{}, errorf("consumer %q: secret file %s is empty", consumer, name)
+		return Secret{}, unavailable(onlySecret, "consumer %q: secret file %s is empty", consumer, name)
 	}
 	return Secret{v: v}, nil
 }

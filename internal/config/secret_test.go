@@ -293,3 +293,64 @@ func TestSecretErrorKinds(t *testing.T) {
 	}
 	checkErrorStyle(t, err)
 }
+
+// TestSecretUnavailableVsUnknown checks the split the CLI relies on: a key
+// the config does not name is ErrUnknownConsumer (nothing can ever sign for
+// it), while a configured consumer whose secret cannot be loaded right now
+// is a *SecretUnavailableError with the fix as its hint (the score can wait).
+func TestSecretUnavailableVsUnknown(t *testing.T) {
+	dir := t.TempDir()
+	loose := writeFile(t, dir, "loose", secretValue, 0o644)
+	empty := writeFile(t, dir, "empty", "", 0o600)
+	missing := filepath.Join(dir, "missing")
+	cfg := fmt.Sprintf(`[[lti11.consumers]]
+key = "loose"
+secret_file = %q
+[[lti11.consumers]]
+key = "missing"
+secret_file = %q
+[[lti11.consumers]]
+key = "empty"
+secret_file = %q
+[[lti11.consumers]]
+key = "env"
+secret_env = "UNSET_SECRET"
+`, loose, missing, empty)
+	c, err := loadString(t, cfg, testOptions(fakeEnv{}, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ key, hint string }{
+		{"loose", "chmod 600 " + loose},
+		{"missing", "create " + missing + " holding only the secret (mode 600), or fix secret_file in " + c.Source},
+		{"empty", "put the consumer's secret (only it) in " + empty},
+		{"env", "set UNSET_SECRET in the environment ltigrade (and the cron job running ltigrade sync) runs with"},
+	}
+	for _, tc := range tests {
+		_, err := c.ConsumerSecret(tc.key)
+		var su *SecretUnavailableError
+		if !errors.As(err, &su) {
+			t.Errorf("%s: err = %v, want a *SecretUnavailableError", tc.key, err)
+			continue
+		}
+		if su.Hint != tc.hint {
+			t.Errorf("%s: hint = %q, want %q", tc.key, su.Hint, tc.hint)
+		}
+		if errors.Is(err, ErrUnknownConsumer) {
+			t.Errorf("%s: a configured consumer reported as unknown", tc.key)
+		}
+		checkErrorStyle(t, err)
+		if strings.Contains(err.Error()+su.Hint, secretValue) {
+			t.Errorf("%s: secret in error", tc.key)
+		}
+	}
+	_, err = c.ConsumerSecret("nobody")
+	var su *SecretUnavailableError
+	if !errors.Is(err, ErrUnknownConsumer) || errors.As(err, &su) {
+		t.Errorf("unknown key: err = %v, want ErrUnknownConsumer only", err)
+	}
+	checkErrorStyle(t, err)
+	if _, err := (&Config{}).ConsumerSecret("nobody"); !errors.Is(err, ErrUnknownConsumer) {
+		t.Errorf("no config file: err = %v, want ErrUnknownConsumer", err)
+	}
+}

@@ -53,6 +53,11 @@ type Outcome struct {
 	HTTPStatus int           // 0 when no HTTP response arrived
 	RetryAfter time.Duration // from Retry-After, capped at MaxRetryAfter; 0 if absent
 	Response   *Response     // the parsed POX response, when there was one
+	// NotSent (with HTTPStatus 0) says no request was written: the
+	// connection was refused, its TLS handshake failed, or ctx ended
+	// before, so the LMS cannot act on it. False means it may have: the
+	// headers were written (to the socket or its buffer), if not the body.
+	NotSent bool
 }
 
 // MaxRetryAfter caps the wait an LMS can impose through Retry-After, so a
@@ -121,6 +126,7 @@ func (c *Client) Do(ctx context.Context, serviceURL, key, secret string, r Resul
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return Outcome{Status: Rejected, Message: "invalid outcome service url"}
 	}
+	ctx, written := lmsmsg.TraceWritten(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, serviceURL, bytes.NewReader(body))
 	if err != nil {
 		return Outcome{Status: Rejected, Message: red.clean("cannot build request: " + describeErr(err))}
@@ -134,7 +140,7 @@ func (c *Client) Do(ctx context.Context, serviceURL, key, secret string, r Resul
 
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return Outcome{Status: Retry, Message: red.clean("request failed: " + describeErr(err))}
+		return Outcome{Status: Retry, Message: red.clean("request failed: " + describeErr(err)), NotSent: !written()}
 	}
 	defer resp.Body.Close()
 	limit := c.MaxBody

@@ -25,8 +25,9 @@ type AGSSender struct {
 func (s *AGSSender) Send(ctx context.Context, p *store.Passback) Outcome {
 	plat, err := s.Platform(p.ConsumerKey, p.ClientID)
 	if err != nil {
-		// The config may be fixed later: keep the score queued.
-		return Outcome{Status: store.StatusRetry, Message: err.Error()}
+		// The config may be fixed later: keep the score queued. Nothing
+		// was sent, so the outcome is certain.
+		return Outcome{Status: store.StatusRetry, Message: err.Error(), Local: true}
 	}
 	lineitem := p.TargetURL
 	if lineitem == "" {
@@ -40,7 +41,10 @@ func (s *AGSSender) Send(ctx context.Context, p *store.Passback) Outcome {
 			case errors.As(err, &le):
 				return Outcome{Status: store.StatusRejected, Message: err.Error()}
 			case errors.As(err, &ae):
-				return fromAGS(ae.Status, false, ae.Message, ae.HTTPStatus, ae.RetryAfter)
+				// The score itself was never sent: certain, whatever
+				// became of the lookup.
+				return fromAGS(ags.Outcome{Status: ae.Status, Message: ae.Message, HTTPStatus: ae.HTTPStatus,
+					RetryAfter: ae.RetryAfter, NotSent: true})
 			}
 			return Outcome{Status: store.StatusRetry, Message: err.Error()}
 		}
@@ -50,17 +54,19 @@ func (s *AGSSender) Send(ctx context.Context, p *store.Passback) Outcome {
 	}
 	o := s.Client.PostScore(ctx, plat, lineitem, ags.Score{UserID: p.SourcedID, ScoreGiven: p.ScoreGiven,
 		ScoreMaximum: p.ScoreMax, Comment: p.Comment, Timestamp: p.CreatedAt})
-	return fromAGS(o.Status, o.Superseded, o.Message, o.HTTPStatus, o.RetryAfter)
+	return fromAGS(o)
 }
 
-func fromAGS(st ags.Status, superseded bool, msg string, code int, after time.Duration) Outcome {
-	out := Outcome{Message: msg, HTTPStatus: code, RetryAfter: after, Uncertain: code == 0}
+// fromAGS maps a score outcome; a score request written without an answer
+// is uncertain, one never written (no token, refused) is not.
+func fromAGS(o ags.Outcome) Outcome {
+	out := Outcome{Message: o.Message, HTTPStatus: o.HTTPStatus, RetryAfter: o.RetryAfter, Uncertain: o.HTTPStatus == 0 && !o.NotSent}
 	switch {
-	case st == ags.Sent:
+	case o.Status == ags.Sent:
 		out.Status = store.StatusSent
-	case st == ags.Rejected && superseded:
+	case o.Status == ags.Rejected && o.Superseded:
 		out.Status = store.StatusSuperseded
-	case st == ags.Rejected:
+	case o.Status == ags.Rejected:
 		out.Status = store.StatusRejected
 	default:
 		out.Status = store.StatusRetry

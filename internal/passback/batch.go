@@ -78,9 +78,9 @@ func (e *Engine) SendBatch(ctx context.Context, ps []*store.Passback, wait time.
 		}
 		// Like a single score: one quick second try of a transient
 		// failure (a 5xx, or a 401 after which a new token was fetched),
-		// unless the LMS asked to slow down.
+		// unless the LMS asked to slow down or the failure is local.
 		tries[f.p.ID]++
-		if f.o.Status == store.StatusRetry && tries[f.p.ID] < 2 && !blocked[host(f.p)] && e.Now().Before(deadline) {
+		if f.o.Status == store.StatusRetry && !f.o.Local && tries[f.p.ID] < 2 && !blocked[host(f.p)] && e.Now().Before(deadline) {
 			f.again = true
 			retrySoon = append(retrySoon, f.p)
 			retryAt = e.Now().Add(time.Second)

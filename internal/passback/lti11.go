@@ -23,7 +23,7 @@ func (s *LTI11Sender) Send(ctx context.Context, p *store.Passback) Outcome {
 	if err != nil {
 		// The config may be fixed later: keep the score queued. Nothing
 		// was sent, so the outcome is certain.
-		return Outcome{Status: store.StatusRetry, Message: err.Error()}
+		return Outcome{Status: store.StatusRetry, Message: err.Error(), Local: true}
 	}
 	req := lti11.ResultRequest{Op: lti11.ReplaceResult, SourcedID: p.SourcedID, Score: p.Score,
 		ResultDataText: p.ResultData, MessageID: "ltigrade-" + strconv.FormatInt(p.ID, 10)}
@@ -33,8 +33,9 @@ func (s *LTI11Sender) Send(ctx context.Context, p *store.Passback) Outcome {
 		}
 	}
 	o := s.Client.Do(ctx, p.TargetURL, p.ConsumerKey, secret, req)
-	// No HTTP answer at all: the request may have reached the LMS.
-	out := Outcome{Message: o.Message, HTTPStatus: o.HTTPStatus, RetryAfter: o.RetryAfter, Uncertain: o.HTTPStatus == 0}
+	// No HTTP answer to a request that was written: it may have reached
+	// the LMS. One that never left holds nothing back.
+	out := Outcome{Message: o.Message, HTTPStatus: o.HTTPStatus, RetryAfter: o.RetryAfter, Uncertain: o.HTTPStatus == 0 && !o.NotSent}
 	switch o.Status {
 	case lti11.Sent:
 		out.Status = store.StatusSent

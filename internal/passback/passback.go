@@ -27,6 +27,11 @@ type Outcome struct {
 	// Uncertain says the request may have reached the LMS without an
 	// answer (timeout, dropped connection): it may still act on it.
 	Uncertain bool
+	// Local says the attempt failed on this host before anything was sent
+	// (the consumer secret or platform key could not be loaded): only a
+	// local fix helps, so there is no quick second try, and the row is due
+	// again at once rather than backing off from an LMS never asked.
+	Local bool
 }
 
 // Sender sends one score to the LMS. It must not retry by itself: the engine
@@ -114,7 +119,11 @@ func (e *Engine) result(p *store.Passback, o Outcome, now time.Time) store.Resul
 		Uncertain: o.Status == store.StatusRetry && o.Uncertain}
 	if o.Status == store.StatusRetry {
 		wait := e.Backoff(p.Attempts)
-		if o.RetryAfter > 0 {
+		switch {
+		case o.Local:
+			// Nothing to back off from: the next sync after the fix sends it.
+			wait = 0
+		case o.RetryAfter > 0:
 			// The LMS said when; a little jitter on top keeps a burst of
 			// rate-limited rows from returning as one burst.
 			wait = o.RetryAfter + rand.N(o.RetryAfter/10+1)
@@ -171,7 +180,7 @@ func (e *Engine) SendNow(ctx context.Context, ids []int64, wait time.Duration) (
 		for _, id := range todo {
 			if o, ok := outcomes[id]; ok {
 				tries[id]++
-				if o.Status == store.StatusRetry && tries[id] < 2 && o.RetryAfter <= time.Second &&
+				if o.Status == store.StatusRetry && !o.Local && tries[id] < 2 && o.RetryAfter <= time.Second &&
 					e.Now().Sub(start) < e.Timeout/3 {
 					rest = append(rest, id)
 				}

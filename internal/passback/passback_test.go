@@ -75,6 +75,9 @@ func TestSendNowOutcomes(t *testing.T) {
 		{Outcome{Status: store.StatusRetry, Message: "503"}, store.StatusRetry, 2},
 		// The LMS asked for a long pause: no second try now.
 		{Outcome{Status: store.StatusRetry, RetryAfter: time.Minute}, store.StatusRetry, 1},
+		// A local failure (secret file mode): trying again within a second
+		// cannot help, only the fix can.
+		{Outcome{Status: store.StatusRetry, Local: true, Message: "secret file has mode 0644"}, store.StatusRetry, 1},
 		{Outcome{Status: "bogus"}, store.StatusRetry, 2},
 	}
 	for i, c := range cases {

@@ -91,6 +91,9 @@ func Parse(text string, outOf float64) (Score, error) {
 		return Score{}, errors.New("the maximum must be greater than 0")
 	}
 	if s.Given > s.Maximum {
+		if s.Maximum == 1 && outOf == 0 && !strings.ContainsAny(t, "%/") {
+			return Score{}, &AboveOneError{Given: s.Given}
+		}
 		return Score{}, fmt.Errorf("score %s is above the maximum %s", fmtNum(s.Given), fmtNum(s.Maximum))
 	}
 	s.Result = s.Given / s.Maximum
@@ -100,6 +103,24 @@ func Parse(text string, outOf float64) (Score, error) {
 	// Guard rounding so that e.g. 20/20 is exactly 1 and never 1.0000000000000002.
 	s.Result = math.Min(1, math.Max(0, s.Result))
 	return s, nil
+}
+
+// AboveOneError is a plain score above 1: most likely a percentage without
+// its % or points without their maximum, which the message suggests.
+type AboveOneError struct {
+	Given float64
+}
+
+func (e *AboveOneError) Error() string { return e.Message("--out-of") }
+
+// Message words the error for a caller that takes the maximum as outOf
+// (the --out-of flag, a batch's out_of column).
+func (e *AboveOneError) Message(outOf string) string {
+	g := fmtNum(e.Given)
+	if e.Given <= 100 {
+		return fmt.Sprintf("score %s is above 1: did you mean %s%% or %s 100?", g, g, outOf)
+	}
+	return fmt.Sprintf("score %s is above 1: did you mean points out of a maximum (%s MAXIMUM)?", g, outOf)
 }
 
 func fmtNum(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

@@ -1,6 +1,7 @@
 package score
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -27,7 +28,9 @@ func TestParse(t *testing.T) {
 		{"NaN", 0, "", "not a decimal"},
 		{"Inf", 0, "", "not a decimal"},
 		{"-0.1", 0, "", "negative"},
-		{"1.01", 0, "", "above the maximum"},
+		{"1.01", 0, "", "score 1.01 is above 1: did you mean 1.01% or --out-of 100?"},
+		{"85", 0, "", "score 85 is above 1: did you mean 85% or --out-of 100?"},
+		{"150", 0, "", "score 150 is above 1: did you mean points out of a maximum (--out-of MAXIMUM)?"},
 		{"101%", 0, "", "above the maximum"},
 		{"21/20", 0, "", "above the maximum"},
 		{"1/0", 0, "", "greater than 0"},
@@ -54,6 +57,20 @@ func TestParse(t *testing.T) {
 	}
 	if _, err := Parse("1", math.NaN()); err == nil {
 		t.Error("NaN --out-of accepted")
+	}
+}
+
+// A batch takes the maximum from a column, so it words the hint itself.
+func TestAboveOneMessage(t *testing.T) {
+	_, err := Parse("85", 0)
+	var a *AboveOneError
+	if !errors.As(err, &a) || a.Message("out_of") != "score 85 is above 1: did you mean 85% or out_of 100?" {
+		t.Errorf("err = %v", err)
+	}
+	for _, in := range []string{"21/20", "101%"} {
+		if _, err := Parse(in, 0); errors.As(err, &a) {
+			t.Errorf("%s: %v is not a plain score above 1", in, err)
+		}
 	}
 }
 
