@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,7 +39,7 @@ var BrowserArgs = []string{
 // browserEnvUnreachable is scripts/browser-env.sh's exit code for "the
 // package sources cannot be reached" (or "chromium is missing and we may not
 // install it"): the one case in which the browser tests skip.
-const browserEnvUnreachable = "3"
+const browserEnvUnreachable = 3
 
 var (
 	browserEnvOnce sync.Once
@@ -73,7 +74,7 @@ func loadBrowserEnv() (env map[string]string, skip string, err error) {
 			cmd.Stderr = &stderr
 			b, err := cmd.Output()
 			var ee *exec.ExitError
-			if errors.As(err, &ee) && fmt.Sprint(ee.ExitCode()) == browserEnvUnreachable {
+			if errors.As(err, &ee) && ee.ExitCode() == browserEnvUnreachable {
 				browserEnvSkip = "scripts/browser-env.sh could not install Chromium or playwright-core (exit 3), so there is no browser to test with:\n" + stderr.String()
 				return
 			}
@@ -83,30 +84,34 @@ func loadBrowserEnv() (env map[string]string, skip string, err error) {
 			}
 			out = b
 		}
-		env := map[string]string{}
-		sc := bufio.NewScanner(bytes.NewReader(out))
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "="); ok {
-				env[k] = v
-			}
-		}
-		if env["BROWSER_ENV_EXIT"] == browserEnvUnreachable {
-			browserEnvSkip = "scripts/browser-env.sh could not install Chromium or playwright-core (exit 3; its message is in the `make test` output above), so there is no browser to test with"
-			return
-		}
-		for _, k := range []string{"CHROMIUM", "NODE", "PLAYWRIGHT_CORE"} {
-			if env[k] == "" {
-				browserEnvErr = fmt.Errorf("browser environment lacks %s (got %q)", k, out)
-				return
-			}
-			if _, err := os.Stat(env[k]); err != nil {
-				browserEnvErr = fmt.Errorf("browser environment: %s: %v", k, err)
-				return
-			}
-		}
-		browserEnvVal = env
+		browserEnvVal, browserEnvSkip, browserEnvErr = parseBrowserEnv(out)
 	})
 	return browserEnvVal, browserEnvSkip, browserEnvErr
+}
+
+// parseBrowserEnv reads scripts/browser-env.sh's KEY=VALUE lines, or the
+// BROWSER_ENV_EXIT=3 line `make test` writes in their place when the script
+// exits 3 (a skip); a missing or absent tool is an error.
+func parseBrowserEnv(out []byte) (env map[string]string, skip string, err error) {
+	env = map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "="); ok {
+			env[k] = v
+		}
+	}
+	if env["BROWSER_ENV_EXIT"] == strconv.Itoa(browserEnvUnreachable) {
+		return nil, "scripts/browser-env.sh could not install Chromium or playwright-core (exit 3; its message is in the `make test` output above), so there is no browser to test with", nil
+	}
+	for _, k := range []string{"CHROMIUM", "NODE", "PLAYWRIGHT_CORE"} {
+		if env[k] == "" {
+			return nil, "", fmt.Errorf("browser environment lacks %s (got %q)", k, out)
+		}
+		if _, err := os.Stat(env[k]); err != nil {
+			return nil, "", fmt.Errorf("browser environment: %s: %v", k, err)
+		}
+	}
+	return env, "", nil
 }
 
 // Driver runs headless Chromium for one test: Debian's chromium driven by
@@ -313,6 +318,8 @@ func (d *Driver) RunScript(script string, input any) ([]byte, error) {
 		// Chromium's scratch files (and a crashed one's) stay in the test's
 		// temp dir, removed with it.
 		"TMPDIR="+tmp,
+		// Playwright's errors without terminal colour codes.
+		"FORCE_COLOR=0",
 	)
 	// SIGTERM first: playwright then closes the browser it started, which
 	// a SIGKILL of node would leave running.
