@@ -37,11 +37,12 @@ die() {
 	log "$*"
 	exit 1
 }
-unreachable() {
-	log "UNREACHABLE: $*"
+skip() {
+	log "$*"
 	log "exiting 3 so the browser tests skip"
 	exit 3
 }
+unreachable() { skip "UNREACHABLE: $*"; }
 
 node_bin() { command -v node 2>/dev/null || command -v nodejs 2>/dev/null || true; }
 want_node() { printf 'node %s; playwright-core@%s' "$("$1" --version)" "$PLAYWRIGHT_VERSION"; }
@@ -76,47 +77,42 @@ if command -v flock >/dev/null 2>&1; then
 	flock 9
 fi
 
-# apt_install PKG... installs Debian packages, refreshing the lists once if
-# the first try fails. A download failure (no mirror answers) is exit 3; any
-# other apt failure is a real one.
+# apt_install PKG... installs Debian packages, refreshing the package lists
+# and trying again if the first try fails. When the second try fails too and
+# apt said a mirror could not be reached, that is exit 3; any other apt
+# failure is a real one.
 apt_install() {
 	local out
 	export DEBIAN_FRONTEND=noninteractive
 	out=$(mktemp)
-	if apt-get install -y --no-install-recommends "$@" >"$out" 2>&1; then
+	if apt-get install -y --no-install-recommends "$@" >&2; then
+		rm -f "$out"
+		return 0
+	fi
+	# apt-get update exits 0 when mirrors fail (it only warns), so its
+	# output is what tells an offline machine apart.
+	apt-get update >"$out" 2>&1 || true
+	if apt-get install -y --no-install-recommends "$@" >>"$out" 2>&1; then
 		cat "$out" >&2
 		rm -f "$out"
 		return 0
 	fi
 	cat "$out" >&2
-	# apt-get update exits 0 when mirrors fail (it only warns), so its
-	# output is what tells an offline machine apart.
-	if ! apt-get update >"$out" 2>&1 || grep -qE '^(Err:|W: Failed to fetch|E: Failed to fetch)|Temporary failure resolving|Could not (resolve|connect)' "$out"; then
-		cat "$out" >&2
+	if grep -qE 'Failed to fetch|Temporary failure resolving|Could not (resolve|connect)|Unable to connect' "$out"; then
 		rm -f "$out"
 		unreachable "apt-get could not reach the Debian package mirrors to install $*"
 	fi
-	cat "$out" >&2
-	if ! apt-get install -y --no-install-recommends "$@" >"$out" 2>&1; then
-		cat "$out" >&2
-		if grep -qE 'Failed to fetch|Temporary failure resolving|Could not (resolve|connect)' "$out"; then
-			rm -f "$out"
-			unreachable "apt-get could not download $*"
-		fi
-		rm -f "$out"
-		die "apt-get install $* failed (see above)"
-	fi
-	cat "$out" >&2
 	rm -f "$out"
+	die "apt-get install $* failed (see above)"
 }
 
 # --- chromium from Debian --------------------------------------------------
 if [[ ! -x $chromium ]]; then
 	if ! command -v apt-get >/dev/null 2>&1; then
-		unreachable "$chromium is missing and there is no apt-get to install Debian's chromium package"
+		skip "$chromium is missing and there is no apt-get to install Debian's chromium package"
 	fi
 	if [[ $(id -u) != 0 ]]; then
-		unreachable "$chromium is missing and only root can install it: run 'apt-get install -y chromium' as root (or 'make test' as root)"
+		skip "$chromium is missing and only root can install it: run 'apt-get install -y chromium' as root (or 'make test' as root)"
 	fi
 	log "installing Debian's chromium with apt-get"
 	apt_install chromium
@@ -140,9 +136,13 @@ if ! ready; then
 	mkdir -p "$nodedir"
 	# PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: playwright-core downloads nothing
 	# itself, but say so in case a future version does; we use Debian's.
+	# Short retry waits: npm's defaults keep an offline machine waiting
+	# minutes before it can say so.
 	if ! (cd "$nodedir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$nodedir" --no-save --no-audit \
-		--no-fund --loglevel=error "playwright-core@$PLAYWRIGHT_VERSION" >&2); then
-		if ! timeout 60 npm view "playwright-core@$PLAYWRIGHT_VERSION" version >/dev/null 2>&1; then
+		--no-fund --loglevel=error --fetch-retries=2 --fetch-retry-mintimeout=2000 --fetch-retry-maxtimeout=10000 \
+		"playwright-core@$PLAYWRIGHT_VERSION" >&2); then
+		if ! timeout 60 npm view --fetch-retries=1 --fetch-retry-mintimeout=2000 --fetch-retry-maxtimeout=5000 \
+			"playwright-core@$PLAYWRIGHT_VERSION" version >/dev/null 2>&1; then
 			unreachable "npm install failed and the npm registry does not answer"
 		fi
 		die "npm install failed although the npm registry answers (see above)"
