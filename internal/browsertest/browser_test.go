@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ltigrade/ltigrade/internal/testenv"
 )
@@ -208,7 +209,7 @@ func checkScreenshots(t *testing.T, dir string, got []string, want ...string) {
 // with a screenshot of the page as it was, not a hang or a pass.
 func TestBrowserFailedStep(t *testing.T) {
 	d := testenv.Browser(t)
-	d.StepTimeout = 2e9 // 2s: the element never appears, so there is nothing to wait for
+	d.StepTimeout = 2 * time.Second // the element never appears: no point waiting 15s
 	srv := httptest.NewServer(newSite())
 	defer srv.Close()
 

@@ -138,8 +138,9 @@ type Driver struct {
 	root string
 }
 
-// Browser returns a Driver for t, skipping t when scripts/browser-env.sh said
-// the package sources cannot be reached; any other problem fails t.
+// Browser returns a Driver for t, skipping t when scripts/browser-env.sh
+// exited 3 (package sources unreachable, or chromium missing and not root to
+// install it); any other problem fails t.
 func Browser(t testing.TB) *Driver {
 	t.Helper()
 	env, skip, err := loadBrowserEnv()
