@@ -21,16 +21,21 @@ python-env:
 ## and against a real JupyterHub (scripts/hub-env.sh: cached venv + npm proxy;
 ## exit 3 = PyPI/npm unreachable, then only internal/e2e skips), and against
 ## real nbgrader and otter-grader (scripts/grader-env.sh: cached venv; exit 3 =
-## PyPI unreachable, then only the grader tests in internal/e2e skip)
+## PyPI unreachable, then only the grader tests in internal/e2e skip), and in
+## headless Chromium (scripts/browser-env.sh: Debian's chromium + playwright-core
+## from npm; exit 3 = apt/npm unreachable or not root, then the browser tests skip)
 HUB_ENV_FILE := $(CURDIR)/.cache/hub-env.out
 GRADER_ENV_FILE := $(CURDIR)/.cache/grader-env.out
+BROWSER_ENV_FILE := $(CURDIR)/.cache/browser-env.out
 test: python-env
 	$(GO) vet ./...
 	@mkdir -p .cache; rc=0; bash scripts/hub-env.sh >$(HUB_ENV_FILE) || rc=$$?; \
 	if [ $$rc -eq 3 ]; then echo HUB_ENV_EXIT=3 >$(HUB_ENV_FILE); elif [ $$rc -ne 0 ]; then exit $$rc; fi
 	@rc=0; bash scripts/grader-env.sh >$(GRADER_ENV_FILE) || rc=$$?; \
 	if [ $$rc -eq 3 ]; then echo GRADER_ENV_EXIT=3 >$(GRADER_ENV_FILE); elif [ $$rc -ne 0 ]; then exit $$rc; fi
-	LTIGRADE_HUB_ENV_FILE="$(HUB_ENV_FILE)" LTIGRADE_GRADER_ENV_FILE="$(GRADER_ENV_FILE)" LTIGRADE_PYTHON="$$(bash scripts/python-env.sh)" $(GO) test -count=1 ./...
+	@rc=0; bash scripts/browser-env.sh >$(BROWSER_ENV_FILE) || rc=$$?; \
+	if [ $$rc -eq 3 ]; then echo BROWSER_ENV_EXIT=3 >$(BROWSER_ENV_FILE); elif [ $$rc -ne 0 ]; then exit $$rc; fi
+	LTIGRADE_HUB_ENV_FILE="$(HUB_ENV_FILE)" LTIGRADE_GRADER_ENV_FILE="$(GRADER_ENV_FILE)" LTIGRADE_BROWSER_ENV_FILE="$(BROWSER_ENV_FILE)" LTIGRADE_PYTHON="$$(bash scripts/python-env.sh)" $(GO) test -count=1 ./...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

@@ -1,6 +1,7 @@
 // Package testenv finds what the project's tests need outside Go: the repo
-// root and the Python venv (scripts/python-env.sh) of the independent
-// doubles. It is imported by tests only.
+// root, the Python venv (scripts/python-env.sh) of the independent doubles,
+// and headless Chromium with playwright-core (scripts/browser-env.sh,
+// browser.go). It is imported by tests only.
 package testenv
 
 import (
