@@ -13,7 +13,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ltigrade/ltigrade/internal/config"
+	"github.com/ltigrade/ltigrade/internal/grade"
 	"github.com/ltigrade/ltigrade/internal/store"
+	"github.com/ltigrade/ltigrade/internal/termsafe"
 )
 
 // App holds what commands share: streams, the clock, and the config and
@@ -28,12 +30,10 @@ type App struct {
 	// ErrIsTTY allows progress bars on stderr.
 	ErrIsTTY bool
 
-	// idleConns, if set, is the keep-alive connections per LMS host a
-	// batch needs (its --concurrency).
-	idleConns int
-
-	// spoolChecked: the hook's spool was caught up with (catchUpSpool).
+	// spoolChecked: the hook's spool was caught up with, once per
+	// process (a batch resolves many rows).
 	spoolChecked bool
+	local        *grade.Local
 
 	configFlag string
 	dbFlag     string
@@ -119,6 +119,59 @@ func (a *App) Store() (store.Store, error) {
 	}
 	a.st = st
 	return st, nil
+}
+
+// Local is the grading use cases on this machine's config and store.
+func (a *App) Local() (*grade.Local, error) {
+	if a.local != nil {
+		return a.local, nil
+	}
+	cfg, err := a.Config()
+	if err != nil {
+		return nil, err
+	}
+	st, err := a.Store()
+	if err != nil {
+		return nil, err
+	}
+	g := &grade.Local{Store: st, Config: cfg, Now: a.Now, Warn: a.warn}
+	g.CatchUp = func(ctx context.Context) {
+		if !a.spoolChecked {
+			a.spoolChecked = true
+			g.CatchUpSpool(ctx)
+		}
+	}
+	a.local = g
+	return g, nil
+}
+
+// Grader is where the grading commands go: this machine's store and
+// config.
+func (a *App) Grader() (grade.Grader, error) { return a.Local() }
+
+// cwd is the working directory, for relative notebook paths (sent along
+// to the service, whose own directory means nothing here).
+func (a *App) cwd() string {
+	d, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	return d
+}
+
+// warn prints a warning on stderr, where cron mail and the hub log see it.
+func (a *App) warn(msg string) {
+	fmt.Fprintf(a.Err, "ltigrade: warning: %s\n", termsafe.Field(msg))
+}
+
+// printNotices prints a result's warnings and their hints on stderr.
+func (a *App) printNotices(ns []grade.Notice) {
+	for _, n := range ns {
+		a.warn(n.Warning)
+		if n.Hint != "" {
+			fmt.Fprintf(a.Err, "hint: %s\n", termsafe.Field(n.Hint))
+		}
+	}
 }
 
 // Close releases the store.

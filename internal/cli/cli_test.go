@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"github.com/ltigrade/ltigrade/internal/grade"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,12 +82,12 @@ func TestGeneratedDocsUpToDate(t *testing.T) {
 }
 
 func TestExitCodeTableMatchesConstants(t *testing.T) {
-	for i, e := range exitCodeHelp {
+	for i, e := range grade.ExitCodes {
 		if e.Code != i {
 			t.Fatalf("exit code table out of order at %d", i)
 		}
 	}
-	if len(exitCodeHelp) != ExitRejected+1 {
+	if len(grade.ExitCodes) != ExitNotAllowed+1 {
 		t.Fatal("exit code table incomplete")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ltigrade/ltigrade/internal/batch"
+	"github.com/ltigrade/ltigrade/internal/grade"
 	"github.com/ltigrade/ltigrade/internal/grader/nbgrader"
 	"github.com/ltigrade/ltigrade/internal/grader/otter"
 )
@@ -42,7 +43,7 @@ func pushBatch(app *App, rows []batch.Row, skips []skipped, o batchOptions) erro
 		return err
 	}
 	var se *silentExit
-	if err == nil || (errors.As(err, &se) && severity[se.code] < severity[ExitNoSession]) {
+	if err == nil || (errors.As(err, &se) && grade.Severity[se.code] < grade.Severity[ExitNoSession]) {
 		return &silentExit{code: ExitNoSession}
 	}
 	return err

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ltigrade/ltigrade/internal/config"
+	"github.com/ltigrade/ltigrade/internal/grade"
 )
 
 // helpTopic is a command without Run: cobra lists it under "Additional help
@@ -18,7 +19,7 @@ func helpTopic(name, short, long string) *cobra.Command {
 func exitCodesText() string {
 	var b strings.Builder
 	b.WriteString("Every ltigrade command ends with one of these exit codes:\n\n")
-	for _, e := range exitCodeHelp {
+	for _, e := range grade.ExitCodes {
 		fmt.Fprintf(&b, "  %d  %s\n", e.Code, e.Text)
 	}
 	b.WriteString("\nScripts can rely on them: for example a grader hook can treat 5 as \"will be delivered\nlater by `ltigrade sync`\" and 6 as \"needs a person\".")

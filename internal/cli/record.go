@@ -1,21 +1,16 @@
 package cli
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ltigrade/ltigrade/internal/launch"
 	"github.com/ltigrade/ltigrade/internal/spool"
-	"github.com/ltigrade/ltigrade/internal/store"
 	"github.com/ltigrade/ltigrade/internal/termsafe"
 )
 
@@ -158,8 +153,11 @@ func runIngest(app *App, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	st, err := ingestSpool(app)
-	reportSpoolFailures(app, st)
+	g, err := app.Local()
+	if err != nil {
+		return err
+	}
+	st, err := g.IngestSpool(app.Context())
 	if err != nil {
 		return err
 	}
@@ -202,130 +200,4 @@ func plural(n int, suffix string) string {
 		return ""
 	}
 	return suffix
-}
-
-// reportSpoolFailures names each file moved to failed/ and why on stderr,
-// so cron mail shows it.
-func reportSpoolFailures(app *App, st spool.Stats) {
-	for _, f := range st.Failures {
-		fmt.Fprintf(app.Err, "ltigrade: warning: spooled launch %s: %s\n", f.File, f.Error)
-	}
-}
-
-// ingestBatch is how many spooled launches share one transaction: one
-// fsync per batch instead of per launch, and a bounded redo if the process
-// dies between the commit and the deletes.
-const ingestBatch = 100
-
-// ingestSpool records the hook's spooled launches (see package spool) the
-// way record does, a batch per transaction.
-func ingestSpool(app *App) (spool.Stats, error) {
-	cfg, err := app.Config()
-	if err != nil || cfg.Hub.SpoolDir == "" {
-		return spool.Stats{}, err
-	}
-	st, err := app.Store()
-	if err != nil {
-		return spool.Stats{}, err
-	}
-	var staged []*store.Launch
-	return spool.IngestBatch(app.Context(), cfg.Hub.SpoolDir, spool.Batch{
-		Size: ingestBatch,
-		Add: func(data []byte) error {
-			l, err := launch.Parse(data, app.Now())
-			if err != nil {
-				return err
-			}
-			printWarnings(app, l.Warnings)
-			sl := l.StoreLaunch(cfg.Paths.NbgitpullerParent)
-			sl.RecordedAt = app.Now()
-			staged = append(staged, sl)
-			return nil
-		},
-		Commit: func() error {
-			defer func() { staged = nil }()
-			return recordLaunches(app.Context(), st, staged)
-		},
-	})
-}
-
-// recordLaunches stores ls in one transaction when the store can.
-func recordLaunches(ctx context.Context, st store.Store, ls []*store.Launch) error {
-	if b, ok := st.(interface {
-		RecordLaunches(context.Context, []*store.Launch) error
-	}); ok {
-		return b.RecordLaunches(ctx, ls)
-	}
-	for _, l := range ls {
-		if _, err := st.RecordLaunch(ctx, l); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// catchUpSpool records what the hub hook spooled and nobody has recorded
-// yet, once per process, before anything resolves a notebook: the hook
-// records in the background a few seconds after a login (or, if its
-// recorder failed, at the next sync), and a score resolved in that window
-// would not see the launch that the student just made. With an empty spool
-// this costs one directory listing. A spool this process cannot read is not
-// an error, but the user is told that recent launches may be missing.
-func (app *App) catchUpSpool() {
-	if app.spoolChecked {
-		return
-	}
-	app.spoolChecked = true
-	cfg, err := app.Config()
-	if err != nil || cfg.Hub.SpoolDir == "" {
-		return
-	}
-	pending, err := spoolPending(cfg.Hub.SpoolDir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return
-	case err != nil:
-		fmt.Fprintf(app.Err, "ltigrade: warning: cannot read the hub's spool %s (%v): launches of the last few seconds may not be seen yet\n",
-			cfg.Hub.SpoolDir, unwrapPathErr(err))
-		return
-	case !pending:
-		return
-	}
-	st, err := ingestSpool(app)
-	reportSpoolFailures(app, st)
-	if err != nil {
-		fmt.Fprintf(app.Err, "ltigrade: warning: spooled launches not recorded (%v): launches of the last few seconds may not be seen yet\n", err)
-	}
-}
-
-// spoolPending reports whether the spool directory holds anything to
-// record: a launch file, or a claim a dead ingester may have left.
-func spoolPending(dir string) (bool, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	for {
-		names, err := f.Readdirnames(64)
-		for _, n := range names {
-			if n != spool.FailedDir && !strings.HasPrefix(n, ".tmp-") {
-				return true, nil
-			}
-		}
-		if err == io.EOF {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-	}
-}
-
-func unwrapPathErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ltigrade/ltigrade/internal/resolve"
-	"github.com/ltigrade/ltigrade/internal/store"
+	"github.com/ltigrade/ltigrade/internal/grade"
 	"github.com/ltigrade/ltigrade/internal/termsafe"
 )
 
@@ -52,7 +50,11 @@ equally well, or the match rests on an unconfirmed unsigned link.`,
   ltigrade resolve --user alice materials/hw1/hw1.ipynb --json`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			res, err := resolveNotebook(app, a[0], user)
+			g, err := app.Grader()
+			if err != nil {
+				return err
+			}
+			res, err := g.Resolve(app.Context(), grade.ResolveRequest{Notebook: a[0], User: user, Cwd: app.cwd()})
 			if err != nil {
 				return err
 			}
@@ -69,49 +71,4 @@ equally well, or the match rests on an unconfirmed unsigned link.`,
 	cmd.Flags().StringVar(&user, "user", "", "JupyterHub user; NOTEBOOK is then inside their notebook root")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, including how it matched and what each candidate covers")
 	return readsStore(app, cmd)
-}
-
-func resolveNotebook(app *App, notebook, user string) (*resolve.Result, error) {
-	cfg, err := app.Config()
-	if err != nil {
-		return nil, err
-	}
-	st, err := app.Store()
-	if err != nil {
-		return nil, err
-	}
-	app.catchUpSpool()
-	r := &resolve.Resolver{Store: st, Layout: cfg.Paths.Layout()}
-	return r.Resolve(app.Context(), notebook, user)
-}
-
-// target finds the session a command acts on: --launch ID, or resolve.
-func target(app *App, notebook, user string, launchID int64) (*store.Session, *resolve.Result, error) {
-	if launchID == 0 {
-		res, err := resolveNotebook(app, notebook, user)
-		if err != nil {
-			return nil, nil, err
-		}
-		s := res.Match.Session
-		return &s, res, nil
-	}
-	st, err := app.Store()
-	if err != nil {
-		return nil, nil, err
-	}
-	l, err := st.Launch(app.Context(), launchID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, withCode(ExitNoSession, fmt.Errorf("no launch %d", launchID), "list launches with: ltigrade sessions list --all")
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	sess, err := st.Session(app.Context(), l.SessionID)
-	if err != nil {
-		return nil, nil, err
-	}
-	// Send to the outcome target of the launch asked for, under its session.
-	sess.Launch = *l
-	sess.LaunchID = l.ID
-	return sess, nil, nil
 }

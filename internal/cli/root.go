@@ -103,7 +103,7 @@ Start with ` + "`ltigrade demo`" + ` to see the whole loop against a built-in LM
 	pf.StringVar(&app.configFlag, "config", "", "config file (env LTIGRADE_CONFIG; default /etc/ltigrade/config.toml, then $XDG_CONFIG_HOME/ltigrade/config.toml)")
 	pf.StringVar(&app.dbFlag, "db", "", "database file (env LTIGRADE_DB; config key database)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &exitError{code: ExitUsage, err: err, hint: fmt.Sprintf("see `%s --help`", c.CommandPath())}
+		return withCode(ExitUsage, err, fmt.Sprintf("see `%s --help`", c.CommandPath()))
 	})
 	root.AddCommand(
 		newRecordCmd(app),
@@ -133,7 +133,7 @@ Start with ` + "`ltigrade demo`" + ` to see the whole loop against a built-in LM
 func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error {
 		if err := check(cmd, a); err != nil {
-			return &exitError{code: ExitUsage, err: err, hint: fmt.Sprintf("see `%s --help`", cmd.CommandPath())}
+			return withCode(ExitUsage, err, fmt.Sprintf("see `%s --help`", cmd.CommandPath()))
 		}
 		return nil
 	}
@@ -144,8 +144,8 @@ func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 func group(cmd *cobra.Command) *cobra.Command {
 	cmd.Args = func(c *cobra.Command, a []string) error {
 		if len(a) > 0 {
-			return &exitError{code: ExitUsage, err: fmt.Errorf("unknown command %q for %q", a[0], c.CommandPath()),
-				hint: fmt.Sprintf("see `%s --help`", c.CommandPath())}
+			return withCode(ExitUsage, fmt.Errorf("unknown command %q for %q", a[0], c.CommandPath()),
+				fmt.Sprintf("see `%s --help`", c.CommandPath()))
 		}
 		return nil
 	}

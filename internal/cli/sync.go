@@ -5,20 +5,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ltigrade/ltigrade/internal/passback"
-	"github.com/ltigrade/ltigrade/internal/store"
+	"github.com/ltigrade/ltigrade/internal/grade"
+	"github.com/ltigrade/ltigrade/internal/spool"
 )
-
-// syncOut is the --json shape of sync: the passback counts, then the
-// spooled launches recorded and moved to failed/.
-type syncOut struct {
-	passback.Stats
-	Ingested    int `json:"ingested"`
-	SpoolFailed int `json:"spool_failed"`
-	// StillQueued counts scores not delivered after this run (backoff not
-	// yet over, or waiting behind an earlier attempt): exit code 5.
-	StillQueued int `json:"still_queued"`
-}
 
 func newSyncCmd(app *App) *cobra.Command {
 	var now, asJSON bool
@@ -41,56 +30,28 @@ earlier attempt whose outcome is unknown).`,
   */5 * * * * ltigrade sync >/dev/null`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := app.Config()
+			g, err := app.Grader()
 			if err != nil {
 				return err
 			}
-			st, err := app.Store()
-			if err != nil {
-				return err
-			}
-			sender, err := app.sender()
-			if err != nil {
-				return err
-			}
-			eng := &passback.Engine{Store: st, Timeout: cfg.Passback.Timeout, Concurrency: cfg.Passback.Concurrency, Now: app.Now, Sender: sender}
-			// Spooled launches first: a score may need one to find its
-			// session. Their problems must not hold back queued scores.
-			ingested, err := ingestSpool(app)
-			reportSpoolFailures(app, ingested)
-			if err != nil {
-				fmt.Fprintf(app.Err, "ltigrade: warning: spooled launches not ingested: %v\n", err)
-			}
-			stats, err := eng.Drain(app.Context(), now)
-			if err != nil {
-				return err
-			}
-			left, err := st.ListPassbacks(app.Context(), store.PassbackFilter{
-				Statuses: []string{store.StatusPending, store.StatusSending, store.StatusRetry}})
+			rep, err := g.Sync(app.Context(), grade.SyncRequest{Now: now})
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				err = printJSON(app.Out, syncOut{Stats: stats, Ingested: ingested.Ingested, SpoolFailed: ingested.Failed, StillQueued: len(left)})
-			} else {
-				if ingested.Ingested > 0 || ingested.Failed > 0 {
-					fmt.Fprintln(app.Out, spoolSummary(cfg.Hub.SpoolDir, ingested))
+				if err := printJSON(app.Out, rep); err != nil {
+					return err
 				}
-				_, err = fmt.Fprintf(app.Out, "sent %d, rejected %d, queued for retry %d\n", stats.Sent, stats.Rejected, stats.Retry)
-				if err == nil && len(left) > stats.Retry {
-					_, err = fmt.Fprintf(app.Out, "%d score%s still queued in all (see `ltigrade passbacks list --status queued`)\n", len(left), plural(len(left), "s"))
-				}
+				return exitWith(rep.Code())
 			}
-			if err != nil {
-				return err
+			if rep.Ingested > 0 || rep.SpoolFailed > 0 {
+				fmt.Fprintln(app.Out, spoolSummary(rep.SpoolDir, spool.Stats{Ingested: rep.Ingested, Failed: rep.SpoolFailed}))
 			}
-			switch {
-			case stats.Rejected > 0:
-				return &silentExit{code: ExitRejected}
-			case stats.Retry > 0 || len(left) > 0:
-				return &silentExit{code: ExitQueued}
+			fmt.Fprintf(app.Out, "sent %d, rejected %d, queued for retry %d\n", rep.Sent, rep.Rejected, rep.Retry)
+			if rep.StillQueued > rep.Retry {
+				fmt.Fprintf(app.Out, "%d score%s still queued in all (see `ltigrade passbacks list --status queued`)\n", rep.StillQueued, plural(rep.StillQueued, "s"))
 			}
-			return nil
+			return exitWith(rep.Code())
 		},
 	}
 	cmd.Flags().BoolVar(&now, "now", false, "ignore retry backoff: try every queued score now")

@@ -176,6 +176,9 @@ type Store interface {
 	// unless that session already has a newer launch. It fills l.ID and
 	// l.SessionID and returns the session as it is after the write.
 	RecordLaunch(ctx context.Context, l *Launch) (*Session, error)
+	// RecordLaunches records many launches in one transaction (spool
+	// ingestion, import): one commit instead of one per launch.
+	RecordLaunches(ctx context.Context, ls []*Launch) error
 	Session(ctx context.Context, id int64) (*Session, error)
 	Launch(ctx context.Context, id int64) (*Launch, error)
 	ListSessions(ctx context.Context, f SessionFilter) ([]Session, error)
