@@ -14,6 +14,7 @@ import (
 
 	"github.com/ltigrade/ltigrade/internal/config"
 	"github.com/ltigrade/ltigrade/internal/grade"
+	"github.com/ltigrade/ltigrade/internal/remote"
 	"github.com/ltigrade/ltigrade/internal/store"
 	"github.com/ltigrade/ltigrade/internal/termsafe"
 )
@@ -36,6 +37,7 @@ type App struct {
 	local        *grade.Local
 
 	configFlag string
+	serverFlag string
 	dbFlag     string
 	cfg        *config.Config
 	st         store.Store
@@ -145,9 +147,25 @@ func (a *App) Local() (*grade.Local, error) {
 	return g, nil
 }
 
-// Grader is where the grading commands go: this machine's store and
+// Server is the grading service's URL when the commands go through it
+// (--server, else $LTIGRADE_URL).
+func (a *App) Server() string {
+	if a.serverFlag != "" {
+		return a.serverFlag
+	}
+	return a.Getenv(config.EnvServer)
+}
+
+// Grader is where the grading commands go: the grading service when one is
+// named (no database or secret needed here), else this machine's store and
 // config.
-func (a *App) Grader() (grade.Grader, error) { return a.Local() }
+func (a *App) Grader() (grade.Grader, error) {
+	if srv := a.Server(); srv != "" {
+		token := firstNonEmpty(a.Getenv(config.EnvToken), a.Getenv("JUPYTERHUB_API_TOKEN"))
+		return remote.New(srv, token)
+	}
+	return a.Local()
+}
 
 // cwd is the working directory, for relative notebook paths (sent along
 // to the service, whose own directory means nothing here).

@@ -65,12 +65,14 @@ type hubInstallOut struct {
 	Database string `json:"database,omitempty"` // passed with --db; "" when the config decides
 	SpoolDir string `json:"spool_dir"`
 	Timeout  string `json:"timeout"`
+	// Service is the managed grading service added (with --service).
+	Service *hub.ServiceOptions `json:"service,omitempty"`
 }
 
 func newHubInstallCmd(app *App) *cobra.Command {
 	var timeout time.Duration
-	var dir string
-	var asJSON bool
+	var dir, serviceURL string
+	var asJSON, withService bool
 	cmd := &cobra.Command{
 		Use:   "install",
 		Short: "Write the JupyterHub hook into The Littlest JupyterHub's config directory",
@@ -83,7 +85,15 @@ afterwards: sudo tljh-config reload hub (TLJH) or sudo systemctl restart jupyter
   ltigrade hub install --config-dir /etc/jupyterhub/config.d --json`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			snippet, o, err := renderHook(app, timeout)
+			var svc *hub.ServiceOptions
+			if withService {
+				cfg, err := app.Config()
+				if err != nil {
+					return err
+				}
+				svc = &hub.ServiceOptions{Name: cfg.Service.Name, URL: serviceURL}
+			}
+			snippet, o, err := renderHookWith(app, timeout, svc)
 			if err != nil {
 				return err
 			}
@@ -96,7 +106,7 @@ afterwards: sudo tljh-config reload hub (TLJH) or sudo systemctl restart jupyter
 			}
 			if asJSON {
 				return printJSON(app.Out, hubInstallOut{Path: path, Changed: changed, Binary: o.Binary, Config: o.Config,
-					Database: o.Database, SpoolDir: o.SpoolDir, Timeout: o.Timeout.String()})
+					Database: o.Database, SpoolDir: o.SpoolDir, Timeout: o.Timeout.String(), Service: o.Service})
 			}
 			if !changed {
 				_, err = fmt.Fprintf(app.Out, "%s is up to date (unchanged)\n", path)
@@ -109,6 +119,8 @@ afterwards: sudo tljh-config reload hub (TLJH) or sudo systemctl restart jupyter
 		},
 	}
 	cmd.Flags().StringVar(&dir, "config-dir", hub.DefaultConfigDir, "JupyterHub config snippet directory")
+	cmd.Flags().BoolVar(&withService, "service", false, "also run the grading service (ltigrade serve) as a hub-managed service under /services/ltigrade/, and let users reach it")
+	cmd.Flags().StringVar(&serviceURL, "service-url", hub.DefaultServiceURL, "with --service: the loopback URL the service listens on (the hub proxies to it)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "longest the hook lets one ltigrade run last (default hub.record_timeout, 5s)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was written as JSON")
 	return cmd
@@ -116,6 +128,10 @@ afterwards: sudo tljh-config reload hub (TLJH) or sudo systemctl restart jupyter
 
 // renderHook renders the snippet for this binary and the loaded config.
 func renderHook(app *App, timeout time.Duration) ([]byte, hub.Options, error) {
+	return renderHookWith(app, timeout, nil)
+}
+
+func renderHookWith(app *App, timeout time.Duration, svc *hub.ServiceOptions) ([]byte, hub.Options, error) {
 	cfg, err := app.Config()
 	if err != nil {
 		return nil, hub.Options{}, err
@@ -133,7 +149,7 @@ func renderHook(app *App, timeout time.Duration) ([]byte, hub.Options, error) {
 	if err != nil {
 		return nil, hub.Options{}, fmt.Errorf("cannot find the ltigrade binary: %w", err)
 	}
-	o := hub.Options{Binary: bin, Config: cfg.Source, Timeout: timeout}
+	o := hub.Options{Binary: bin, Config: cfg.Source, Timeout: timeout, Service: svc}
 	// The hub runs in its own working directory and environment: a
 	// database named by --db or $LTIGRADE_DB must be passed on, absolute.
 	for _, s := range cfg.Describe() {

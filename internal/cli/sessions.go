@@ -88,11 +88,11 @@ func newSessionsListCmd(app *App) *cobra.Command {
 				}
 				f.Since = t
 			}
-			st, err := app.Store()
+			g, err := app.Grader()
 			if err != nil {
 				return err
 			}
-			list, err := st.ListSessions(app.Context(), f)
+			list, err := g.Sessions(app.Context(), f)
 			if err != nil {
 				return err
 			}

@@ -61,8 +61,18 @@ func Environment() []EnvVar {
 		{EnvDatabase, "database path; overrides `database` in the config file, overridden by --db"},
 		{EnvPassbackConcurrency, fmt.Sprintf("grade passbacks sent at once, 1..%d (default %d)", MaxConcurrency, DefaultConcurrency)},
 		{EnvPassbackTimeout, fmt.Sprintf("timeout of one passback request, a Go duration such as 20s (default %s)", DefaultTimeout)},
+		{EnvServer, "URL of the grading service (…/services/ltigrade/): sessions list, resolve, score, nbgrader/otter push, passbacks list and sync go through it (--server)"},
+		{EnvToken, "hub API token for the grading service; default $JUPYTERHUB_API_TOKEN (which a user's server has)"},
+		{"JUPYTERHUB_API_TOKEN", "the hub token for the grading service when $LTIGRADE_TOKEN is unset; for `serve`, the service's own token"},
+		{"JUPYTERHUB_SERVICE_URL, _PREFIX, _API_URL, _CLIENT_ID, _OAUTH_CALLBACK_URL", "set by the hub for a managed `ltigrade serve`"},
 	}
 }
+
+// Environment variables of the remote CLI (the grading service).
+const (
+	EnvServer = "LTIGRADE_URL"
+	EnvToken  = "LTIGRADE_TOKEN"
+)
 
 // ErrConfig is wrapped by every error from Load and ConsumerSecret, so the
 // CLI can map all configuration problems to one exit code with errors.Is.
@@ -144,6 +154,7 @@ type Config struct {
 	Passback Passback
 	Hub      Hub
 	Sandbox  Sandbox
+	Service  Service
 	// Warnings are problems that do not stop ltigrade, for the CLI to print
 	// on stderr; Load itself prints nothing.
 	Warnings []string
@@ -260,6 +271,32 @@ var DefaultHubEnv = []string{"context_id", "context_label", "context_title", "re
 // DefaultRecordTimeout is the hook's default wait for `ltigrade record`.
 const DefaultRecordTimeout = 5 * time.Second
 
+// Service holds the settings of `ltigrade serve`, the grading service.
+// Run by the hub as a managed service, the hub's JUPYTERHUB_* variables
+// override the hub fields.
+type Service struct {
+	// Graders may score anyone and see everything: "group:NAME" (a hub
+	// group) or "user:NAME". Hub admins always may; nobody else.
+	Graders []string
+	// Listen is the address of an external service (Kubernetes), e.g.
+	// 0.0.0.0:10101; a managed service listens on JUPYTERHUB_SERVICE_URL.
+	Listen string
+	// Name is the service's name at the hub (its URL is
+	// /services/<name>/); default "ltigrade".
+	Name string
+	// Prefix is the URL path the service answers under; default
+	// /services/<name>/.
+	Prefix string
+	// HubAPIURL and HubAPITokenFile (or JUPYTERHUB_API_URL and
+	// JUPYTERHUB_API_TOKEN) reach the hub's API; the token file must be
+	// mode 0600.
+	HubAPIURL       string
+	HubAPITokenFile string
+	// HubPublicURL is where browsers reach the hub, for the OAuth login
+	// (default: the same host as the service, i.e. behind the hub's proxy).
+	HubPublicURL string
+}
+
 // Sandbox holds the settings of `ltigrade sandbox`, the trial LMS.
 type Sandbox struct {
 	Listen      string // address of its web pages, default 127.0.0.1:8765
@@ -298,6 +335,15 @@ type rawFile struct {
 		CourseRepo  *string `toml:"course_repo"`
 		ConsumerKey *string `toml:"consumer_key"`
 	} `toml:"sandbox"`
+	Service struct {
+		Graders         []string `toml:"graders"`
+		Listen          *string  `toml:"listen"`
+		Name            *string  `toml:"name"`
+		Prefix          *string  `toml:"prefix"`
+		HubAPIURL       *string  `toml:"hub_api_url"`
+		HubAPITokenFile *string  `toml:"hub_api_token_file"`
+		HubPublicURL    *string  `toml:"hub_public_url"`
+	} `toml:"service"`
 }
 
 type rawPlatform struct {
@@ -327,6 +373,8 @@ var knownKeys = []string{
 	"lti13.platforms.audience", "lti13.platforms.private_key_file", "lti13.platforms.key_id", "lti13.platforms.canvas",
 	"hub.spool_dir", "hub.record_timeout", "hub.env",
 	"sandbox.listen", "sandbox.hub_url", "sandbox.course_repo", "sandbox.consumer_key",
+	"service.graders", "service.listen", "service.name", "service.prefix", "service.hub_api_url",
+	"service.hub_api_token_file", "service.hub_public_url",
 }
 
 // Load finds, reads and validates the configuration.
@@ -678,6 +726,9 @@ func resolve(o Options, file fileChoice, raw *rawFile) (*Config, error) {
 		return nil, err
 	}
 	c.resolveSandbox(raw, src)
+	if err := c.resolveService(raw, src); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -732,6 +783,43 @@ func (c *Config) resolveSandbox(raw *rawFile, src string) {
 		def = c.LTI11.Consumers[0].Key
 	}
 	c.Sandbox.ConsumerKey = set("sandbox.consumer_key", r.ConsumerKey, def)
+}
+
+func (c *Config) resolveService(raw *rawFile, src string) error {
+	set := func(key string, p *string, def string) string {
+		if p != nil {
+			c.record(key, *p, OriginFile, src)
+			return *p
+		}
+		c.record(key, def, OriginDefault, "")
+		return def
+	}
+	r := raw.Service
+	c.Service.Graders = slices.Clone(r.Graders)
+	if r.Graders != nil {
+		c.record("service.graders", strings.Join(r.Graders, ","), OriginFile, src)
+	} else {
+		c.record("service.graders", "", OriginDefault, "")
+	}
+	for _, g := range r.Graders {
+		kind, name, ok := strings.Cut(strings.TrimSpace(g), ":")
+		if !ok || strings.TrimSpace(name) == "" || (kind != "group" && kind != "user") {
+			return errorf("%s: service.graders: %q: want \"group:NAME\" (a hub group) or \"user:NAME\"", src, g)
+		}
+	}
+	c.Service.Listen = set("service.listen", r.Listen, "")
+	c.Service.Name = set("service.name", r.Name, "ltigrade")
+	c.Service.Prefix = set("service.prefix", r.Prefix, "/services/"+c.Service.Name+"/")
+	if !strings.HasPrefix(c.Service.Prefix, "/") {
+		return errorf("%s: service.prefix %q must start with /", src, c.Service.Prefix)
+	}
+	if !strings.HasSuffix(c.Service.Prefix, "/") {
+		c.Service.Prefix += "/"
+	}
+	c.Service.HubAPIURL = set("service.hub_api_url", r.HubAPIURL, "")
+	c.Service.HubAPITokenFile = set("service.hub_api_token_file", r.HubAPITokenFile, "")
+	c.Service.HubPublicURL = set("service.hub_public_url", r.HubPublicURL, "")
+	return nil
 }
 
 func withValue(v value[string], s string) value[string] {

@@ -69,6 +69,7 @@ func TestDefaults(t *testing.T) {
 		Passback: Passback{Concurrency: 8, Timeout: 20 * time.Second},
 		Hub:      Hub{SpoolDir: "/home/ann/.local/share/ltigrade/spool", RecordTimeout: 5 * time.Second, Env: DefaultHubEnv},
 		Sandbox:  Sandbox{Listen: "127.0.0.1:8765", HubURL: "http://127.0.0.1:8000"},
+		Service:  Service{Name: "ltigrade", Prefix: "/services/ltigrade/"},
 	}
 	if got, want := c.Searched(), []string{SystemConfigFile, "/home/ann/.config/ltigrade/config.toml"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Searched = %q, want %q", got, want)

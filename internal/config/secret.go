@@ -218,3 +218,22 @@ func readSecretFile(consumer, name, source string) (Secret, error) {
 	}
 	return Secret{v: v}, nil
 }
+
+// HubAPIToken is the grading service's own hub API token:
+// $JUPYTERHUB_API_TOKEN (a managed service gets it from the hub), else the
+// file service.hub_api_token_file (mode 0600, like secret files). It is a
+// Secret: it signs the service's OAuth code exchange and reads users'
+// groups, and must never be printed.
+func (c *Config) HubAPIToken() (Secret, error) {
+	getenv := c.getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if v := strings.TrimSpace(getenv("JUPYTERHUB_API_TOKEN")); v != "" {
+		return Secret{v: v}, nil
+	}
+	if c.Service.HubAPITokenFile == "" {
+		return Secret{}, errorf("no hub API token: set $JUPYTERHUB_API_TOKEN or service.hub_api_token_file")
+	}
+	return readSecretFile("service", c.Service.HubAPITokenFile, c.Source)
+}

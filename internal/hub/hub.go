@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,6 +23,12 @@ import (
 
 //go:embed hook.py
 var hookPy []byte
+
+//go:embed service.py
+var servicePy []byte
+
+// DefaultServiceURL is where the managed grading service listens.
+const DefaultServiceURL = "http://127.0.0.1:10101"
 
 // DefaultConfigDir is where The Littlest JupyterHub loads config snippets
 // from (its jupyterhub_config.py runs load_subconfig on each *.py there).
@@ -41,6 +48,16 @@ type Options struct {
 	Database string        // absolute database passed with --db; "" to let the config decide
 	SpoolDir string        // absolute spool directory; "" when the store has none (the launch is then only logged)
 	Timeout  time.Duration // how long a login may wait for ltigrade, (0, MaxTimeout]
+	// Service, if set, adds the grading service (`ltigrade serve`) as a
+	// hub-managed service and the role users need to reach it.
+	Service *ServiceOptions
+}
+
+// ServiceOptions are the managed service's name (its URL is
+// /services/<name>/) and the loopback URL it listens on.
+type ServiceOptions struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
 }
 
 // Render returns the hook snippet for o. Every value becomes a Python
@@ -67,7 +84,7 @@ func Render(o Options) ([]byte, error) {
 		args = append(args, "--db", o.Database)
 	}
 	out := hookPy
-	for _, v := range []struct {
+	vars := []struct {
 		name  string
 		value any
 	}{
@@ -75,7 +92,21 @@ func Render(o Options) ([]byte, error) {
 		{"LTIGRADE_ARGS", args},
 		{"LTIGRADE_SPOOL_DIR", o.SpoolDir},
 		{"LTIGRADE_TIMEOUT", json.Number(strconv.FormatFloat(o.Timeout.Seconds(), 'f', -1, 64))},
-	} {
+	}
+	if o.Service != nil {
+		if err := checkService(o.Service); err != nil {
+			return nil, err
+		}
+		out = append(append([]byte{}, out...), servicePy...)
+		vars = append(vars, struct {
+			name  string
+			value any
+		}{"LTIGRADE_SERVICE_NAME", o.Service.Name}, struct {
+			name  string
+			value any
+		}{"LTIGRADE_SERVICE_URL", o.Service.URL})
+	}
+	for _, v := range vars {
 		lit, err := json.Marshal(v.value)
 		if err != nil {
 			return nil, fmt.Errorf("hub: %s: %w", v.name, err)
@@ -85,6 +116,19 @@ func Render(o Options) ([]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+var serviceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+func checkService(s *ServiceOptions) error {
+	if !serviceName.MatchString(s.Name) {
+		return fmt.Errorf("hub: service name %q: want lowercase letters, digits, - and _", s.Name)
+	}
+	u, err := url.Parse(s.URL)
+	if err != nil || u.Scheme != "http" || u.Host == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
+		return fmt.Errorf("hub: service URL %q: want http://HOST:PORT (the hub proxies to it)", s.URL)
+	}
+	return nil
 }
 
 // setLine replaces the one line "NAME = ..." of the snippet.
