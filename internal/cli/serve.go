@@ -206,4 +206,3 @@ func publicKeys(cfg *config.Config) (keys.JWKSet, error) {
 	}
 	return set, nil
 }
-

@@ -29,7 +29,7 @@ func TestServiceSnippetKeepsExistingServicesAndRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		name, main string
+		name, main   string
 		wantServices []string
 		wantUser     []string
 		wantRoles    int
