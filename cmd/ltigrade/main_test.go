@@ -81,6 +81,9 @@ func TestScripts(t *testing.T) {
 			"chmod":       cmdChmod,
 			"pylms":       cmdPyLMS,
 			"agsplatform": cmdAGSPlatform,
+			"fakehub":     cmdFakeHub,
+			"freeport":    cmdFreePort,
+			"waithttp":    cmdWaitHTTP,
 		},
 	})
 }
