@@ -16,10 +16,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ltigrade/ltigrade/internal/outcome"
 )
 
 // AGS scopes.
@@ -37,41 +38,20 @@ const (
 	LineItemContainerMediaType = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 )
 
-// Status classifies what became of one request.
-type Status int
+// Status is the shared vocabulary of package outcome.
+type Status = outcome.Status
 
-// The zero Status is none of these, so an unfilled Outcome cannot pass for
-// a delivered score.
+// The statuses of an AGS request.
 const (
-	// Sent: the platform stored the score.
-	Sent Status = iota + 1
-	// Rejected: the platform refused it for a reason resending will not fix.
-	Rejected
-	// Retry: unknown or temporary; send again later.
-	Retry
+	Sent       = outcome.Sent
+	Rejected   = outcome.Rejected
+	Retry      = outcome.Retry
+	Superseded = outcome.Superseded
 )
-
-func (s Status) String() string {
-	switch s {
-	case Sent:
-		return "sent"
-	case Rejected:
-		return "rejected"
-	case Retry:
-		return "retry"
-	}
-	return "Status(" + strconv.Itoa(int(s)) + ")"
-}
 
 // Outcome is the classified result of PostScore.
 type Outcome struct {
 	Status Status
-	// Superseded (with Status Rejected): the platform refused the score
-	// because it holds one with a later timestamp (Moodle 409, Canvas 400
-	// "before last updated"). Scores are stamped when created, so the
-	// stored one is newer and this one lost nothing: record it as
-	// superseded, not as a failure.
-	Superseded bool
 	Message    string        // single line, sanitised, no credentials
 	HTTPStatus int           // of the score request; 0 if none was answered
 	RetryAfter time.Duration // from Retry-After (capped at MaxRetryAfter)

@@ -144,7 +144,7 @@ func (c *Client) PostScore(ctx context.Context, p Platform, lineitem string, s S
 		o.Status, o.Message = Retry, fmt.Sprintf("HTTP %d, reading response failed: %s", code, describeErr(rerr))
 		o.RetryAfter = retryAfter(resp.Header, c.now())
 	case code == http.StatusConflict || ((code == http.StatusBadRequest || code == http.StatusUnprocessableEntity) && orderingRefusal(text)):
-		o.Status, o.Superseded = Rejected, true
+		o.Status = Superseded
 		o.Message = msg("superseded: the platform already holds a newer score for this user")
 	case code == http.StatusUnauthorized:
 		o.Status, o.Message = Retry, msg("access token refused; fetched a new one")

@@ -13,36 +13,19 @@ import (
 	"time"
 
 	"github.com/ltigrade/ltigrade/internal/lmsmsg"
+	"github.com/ltigrade/ltigrade/internal/outcome"
 )
 
-// Status classifies what became of one outcome request.
-type Status int
+// Status is the shared vocabulary of package outcome; LTI 1.1 never
+// answers Superseded (replaceResult has no ordering).
+type Status = outcome.Status
 
-// The zero Status is deliberately none of these, so an Outcome that was
-// never filled in cannot pass for a delivered grade.
+// The statuses of an outcome request.
 const (
-	// Sent: the LMS accepted the operation (codeMajor success or processing).
-	Sent Status = iota + 1
-	// Rejected: the LMS refused it for a reason resending will not fix
-	// (bad sourcedId, bad credentials, score out of range, ...).
-	Rejected
-	// Retry: the outcome is unknown or the LMS was temporarily unable;
-	// resend later (re-signed). Every operation is idempotent, so a resend
-	// after a grade was in fact stored does no harm.
-	Retry
+	Sent     = outcome.Sent
+	Rejected = outcome.Rejected
+	Retry    = outcome.Retry
 )
-
-func (s Status) String() string {
-	switch s {
-	case Sent:
-		return "sent"
-	case Rejected:
-		return "rejected"
-	case Retry:
-		return "retry"
-	}
-	return "Status(" + strconv.Itoa(int(s)) + ")"
-}
 
 // Outcome is the classified result of Client.Do.
 type Outcome struct {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ltigrade/ltigrade/internal/ags"
+	"github.com/ltigrade/ltigrade/internal/outcome"
 	"github.com/ltigrade/ltigrade/internal/store"
 )
 
@@ -60,17 +61,8 @@ func (s *AGSSender) Send(ctx context.Context, p *store.Passback) Outcome {
 // fromAGS maps a score outcome; a score request written without an answer
 // is uncertain, one never written (no token, refused) is not.
 func fromAGS(o ags.Outcome) Outcome {
-	out := Outcome{Message: o.Message, HTTPStatus: o.HTTPStatus, RetryAfter: o.RetryAfter, Uncertain: o.HTTPStatus == 0 && !o.NotSent}
-	switch {
-	case o.Status == ags.Sent:
-		out.Status = store.StatusSent
-	case o.Status == ags.Rejected && o.Superseded:
-		out.Status = store.StatusSuperseded
-	case o.Status == ags.Rejected:
-		out.Status = store.StatusRejected
-	default:
-		out.Status = store.StatusRetry
-	}
+	out := Outcome{Status: storeStatus(o.Status), Message: o.Message, HTTPStatus: o.HTTPStatus, RetryAfter: o.RetryAfter,
+		Uncertain: o.HTTPStatus == 0 && !o.NotSent}
 	if out.Status != store.StatusRetry {
 		out.Uncertain = false
 	}
@@ -107,4 +99,18 @@ func (c StoreTokenCache) Get(key string) (ags.Token, bool) {
 // request.
 func (c StoreTokenCache) Put(key string, t ags.Token) {
 	_ = c.Store.PutToken(context.Background(), key, t.AccessToken, t.Expiry)
+}
+
+// storeStatus maps the clients' shared outcome vocabulary to a passback's
+// status: the one place the two protocols meet the outbox.
+func storeStatus(s outcome.Status) string {
+	switch s {
+	case outcome.Sent:
+		return store.StatusSent
+	case outcome.Superseded:
+		return store.StatusSuperseded
+	case outcome.Rejected:
+		return store.StatusRejected
+	}
+	return store.StatusRetry
 }

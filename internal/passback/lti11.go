@@ -35,14 +35,6 @@ func (s *LTI11Sender) Send(ctx context.Context, p *store.Passback) Outcome {
 	o := s.Client.Do(ctx, p.TargetURL, p.ConsumerKey, secret, req)
 	// No HTTP answer to a request that was written: it may have reached
 	// the LMS. One that never left holds nothing back.
-	out := Outcome{Message: o.Message, HTTPStatus: o.HTTPStatus, RetryAfter: o.RetryAfter, Uncertain: o.HTTPStatus == 0 && !o.NotSent}
-	switch o.Status {
-	case lti11.Sent:
-		out.Status = store.StatusSent
-	case lti11.Rejected:
-		out.Status = store.StatusRejected
-	default:
-		out.Status = store.StatusRetry
-	}
-	return out
+	return Outcome{Status: storeStatus(o.Status), Message: o.Message, HTTPStatus: o.HTTPStatus, RetryAfter: o.RetryAfter,
+		Uncertain: o.HTTPStatus == 0 && !o.NotSent}
 }
