@@ -51,7 +51,7 @@ const (
 
 // Outcome is the classified result of PostScore.
 type Outcome struct {
-	Status Status
+	Status     Status
 	Message    string        // single line, sanitised, no credentials
 	HTTPStatus int           // of the score request; 0 if none was answered
 	RetryAfter time.Duration // from Retry-After (capped at MaxRetryAfter)
