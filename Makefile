@@ -4,7 +4,7 @@ BIN := bin/ltigrade
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ltigrade/ltigrade/internal/cli.Version=$(VERSION)
 
-.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch gen lint clean
+.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service gen lint clean
 
 build:
 	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ltigrade
@@ -48,7 +48,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzRead$$ -fuzztime=$(FUZZTIME) ./internal/batch/
 
 ## bench: the figures quoted in the issues (see docs/benchmarks.md)
-bench: build bench-hub bench-batch
+bench: build bench-hub bench-batch bench-service
 	$(GO) test -run=NONE -bench=. -benchtime=2000x ./internal/passback/
 	GO="$(GO)" bash scripts/bench-cli.sh
 
@@ -59,6 +59,10 @@ bench-hub: build
 ## bench-batch: 1,000 scores to the LMS double (50 ms latency, then 0): Python lti one by one vs ltigrade score --batch
 bench-batch: build
 	GO="$(GO)" bash scripts/bench-batch.sh
+
+## bench-service: remote score through `ltigrade serve` (200 calls, median/p99) and a 1,000-row batch through the service vs direct at 50 ms
+bench-service: build
+	GO="$(GO)" bash scripts/bench-service.sh
 
 ## gen: regenerate docs/reference, docs/man and completions
 gen:

@@ -14,6 +14,9 @@
 //	    a fresh store with N sessions and one queued passback each
 //	benchseed serve-lms -addr 127.0.0.1:0 -key K -secret-file F [-url-file F]
 //	    runs the lmssim LTI 1.1 simulator (no latency) until SIGTERM
+//	benchseed serve-hub -addr 127.0.0.1:0 -token T -user NAME [-group G] [-url-file F]
+//	    a stand-in for JupyterHub's GET /hub/api/user that knows one token,
+//	    for the grading service's benchmark (scripts/bench-service.sh)
 //	benchseed time      -label L [-argsfile F | -runs N] [-warmup 3] [-setup SH]
 //	                    [-match RE] [-items N] -- COMMAND ARGS...
 //	    runs COMMAND (plus one argument per line of -argsfile) as a whole
@@ -27,7 +30,7 @@ import (
 )
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchseed seed|inputs|passbacks|serve-lms|time [flags] (see the package comment)")
+	fmt.Fprintln(os.Stderr, "usage: benchseed seed|inputs|passbacks|serve-lms|serve-hub|time [flags] (see the package comment)")
 	os.Exit(2)
 }
 
@@ -46,6 +49,8 @@ func main() {
 		err = cmdPassbacks(args)
 	case "serve-lms":
 		err = cmdServeLMS(args)
+	case "serve-hub":
+		err = cmdServeHub(args)
 	case "time":
 		err = cmdTime(args)
 	default:

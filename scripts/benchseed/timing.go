@@ -117,8 +117,9 @@ func cmdTime(args []string) error {
 		median = (ds[n/2-1] + ds[n/2]) / 2
 	}
 	p90 := ds[int(math.Ceil(0.9*float64(n)))-1]
+	p99 := ds[int(math.Ceil(0.99*float64(n)))-1]
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
-	fmt.Printf("%-10s %3d runs  median %9s  p90 %9s  min %9s  max %9s", *label, n, ms(median), ms(p90), ms(ds[0]), ms(ds[n-1]))
+	fmt.Printf("%-10s %3d runs  median %9s  p90 %9s  p99 %9s  min %9s  max %9s", *label, n, ms(median), ms(p90), ms(p99), ms(ds[0]), ms(ds[n-1]))
 	if *items > 0 {
 		fmt.Printf("  %d %s/run: %.0f %s/s at the median (best %.0f/s)", *items, *unit,
 			float64(*items)/median.Seconds(), *unit, float64(*items)/ds[0].Seconds())
