@@ -155,6 +155,8 @@ type Config struct {
 	Hub      Hub
 	Sandbox  Sandbox
 	Service  Service
+	Graders  []Grader
+	Submit   Submit
 	// Warnings are problems that do not stop ltigrade, for the CLI to print
 	// on stderr; Load itself prints nothing.
 	Warnings []string
@@ -344,6 +346,8 @@ type rawFile struct {
 		HubAPITokenFile *string  `toml:"hub_api_token_file"`
 		HubPublicURL    *string  `toml:"hub_public_url"`
 	} `toml:"service"`
+	Graders []rawGrader `toml:"graders"`
+	Submit  rawSubmit   `toml:"submit"`
 }
 
 type rawPlatform struct {
@@ -375,6 +379,10 @@ var knownKeys = []string{
 	"sandbox.listen", "sandbox.hub_url", "sandbox.course_repo", "sandbox.consumer_key",
 	"service.graders", "service.listen", "service.name", "service.prefix", "service.hub_api_url",
 	"service.hub_api_token_file", "service.hub_public_url",
+	"graders.course", "graders.assignment", "graders.notebooks", "graders.kind", "graders.autograder",
+	"graders.nbgrader_assignment", "graders.command", "graders.python", "graders.timeout",
+	"submit.max_size_mb", "submit.workers", "submit.queue", "submit.interval", "submit.sandbox_user",
+	"submit.memory_mb", "submit.disk_mb", "submit.processes", "submit.cpu", "submit.output_kb",
 }
 
 // Load finds, reads and validates the configuration.
@@ -727,6 +735,9 @@ func resolve(o Options, file fileChoice, raw *rawFile) (*Config, error) {
 	}
 	c.resolveSandbox(raw, src)
 	if err := c.resolveService(raw, src); err != nil {
+		return nil, err
+	}
+	if err := c.resolveGraders(raw, src); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -70,6 +70,7 @@ func TestDefaults(t *testing.T) {
 		Hub:      Hub{SpoolDir: "/home/ann/.local/share/ltigrade/spool", RecordTimeout: 5 * time.Second, Env: DefaultHubEnv},
 		Sandbox:  Sandbox{Listen: "127.0.0.1:8765", HubURL: "http://127.0.0.1:8000"},
 		Service:  Service{Name: "ltigrade", Prefix: "/services/ltigrade/"},
+		Submit:   DefaultSubmit,
 	}
 	if got, want := c.Searched(), []string{SystemConfigFile, "/home/ann/.config/ltigrade/config.toml"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Searched = %q, want %q", got, want)
