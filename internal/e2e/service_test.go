@@ -82,7 +82,9 @@ type svcE2E struct {
 	fullNames           map[string]string // student → lis_person_name_full: only in raw auth_state
 	rec                 *recorder
 	http                *http.Client // records every answer of the service
-	unix                *unixUser    // the unprivileged grader account; nil unless root
+	browser             *testenv.Driver
+	jwksOnce            sync.Once
+	jwks                string // `ltigrade keys jwks` of the config's key
 }
 
 // lmsSwitch puts the sandbox's outcome service down (503) or makes it
@@ -111,8 +113,14 @@ func (l *lmsSwitch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestGradingServiceEndToEnd(t *testing.T) {
 	env := loadHubEnv(t)
+	// The whole test's, not a step's: Chromium's sockets live in the
+	// driver's temp dir, and a subtest's long name makes that path longer
+	// than a Unix socket may be.
+	browser := testenv.Browser(t)
+	browser.Timeout = time.Minute
 	start := time.Now()
 	w := setupService(t, env)
+	w.browser = browser
 	t.Logf("set-up (build, keys, hub with the managed service, sandbox) took %s", time.Since(start).Round(time.Millisecond))
 	e := w.e2e
 
@@ -153,9 +161,10 @@ func TestGradingServiceEndToEnd(t *testing.T) {
 		}
 	})
 
-	var grades *unixUser
+	// The account lives as long as the whole test (its cleanups are the
+	// test's, not a step's).
+	grades := w.unixGrader(t)
 	step(t, "3 a grader scores remotely as an unprivileged Unix user, the LMS gets it", func(t *testing.T) {
-		grades = w.unixGrader(t)
 		if grades != nil {
 			// What the account cannot read: the point of the service.
 			for _, f := range []string{e.config, e.database, w.secretFile, w.keyFile} {
@@ -260,10 +269,8 @@ func TestGradingServiceEndToEnd(t *testing.T) {
 		t.Logf("bob's hw2 score is passback %d, %s", retryID, res.Passback.Status)
 	})
 
-	d := testenv.Browser(t)
-	d.Timeout = time.Minute
 	step(t, "6b the student's status page in Chromium: own launches, delivered or not", func(t *testing.T) {
-		res := w.browse(t, d, "bob",
+		res := w.browse(t, "bob",
 			wait("#mine"), text("#user"), text("#mine"), text("body"), shot("student-status"))
 		if res.Texts[0] != "bob" {
 			t.Errorf("signed in as %q, want bob", res.Texts[0])
@@ -285,7 +292,7 @@ func TestGradingServiceEndToEnd(t *testing.T) {
 		if r := byAssignment["Homework 2"]; r == nil || r[4] != "0.7" || r[5] != "waiting to be delivered" {
 			t.Errorf("Homework 2 row %q, want score 0.7 waiting to be delivered", r)
 		}
-		for _, bad := range []string{"alice", "Retry", "Passbacks", graderUser + "\t"} {
+		for _, bad := range []string{"alice", "Retry", "Passbacks", "Sessions by course"} {
 			if strings.Contains(res.Texts[2], bad) {
 				t.Errorf("bob's page shows %q:\n%s", bad, res.Texts[2])
 			}
@@ -293,7 +300,7 @@ func TestGradingServiceEndToEnd(t *testing.T) {
 	})
 
 	step(t, "6c the grader's status page in Chromium: rejected and queued first, retry while the LMS is down", func(t *testing.T) {
-		res := w.browse(t, d, graderUser,
+		res := w.browse(t, graderUser,
 			wait("#passbacks"), text("#user"), text("#passbacks"), text("body"), shot("grader-status"),
 			click(fmt.Sprintf("#retry-%d", retryID)), wait("#message"), text("#message"), text("#passbacks"),
 			shot("grader-retry-lms-down"))
@@ -328,7 +335,7 @@ func TestGradingServiceEndToEnd(t *testing.T) {
 
 	step(t, "6d the LMS is back: the retry button delivers it and the page says sent", func(t *testing.T) {
 		w.lms.set("")
-		res := w.browse(t, d, graderUser,
+		res := w.browse(t, graderUser,
 			wait(fmt.Sprintf("#retry-%d", retryID)), click(fmt.Sprintf("#retry-%d", retryID)), wait("#message"),
 			text("#message"), text("#passbacks"), shot("grader-retry-sent"))
 		if want := fmt.Sprintf("passback %d: sent", retryID); res.Texts[0] != want {
@@ -426,6 +433,10 @@ c.JupyterHub.load_roles = [
     {"name": %s, "scopes": ["admin:users", "admin:groups", "tokens"], "services": [%s]},
 ]
 `, py(adminUser), py(adminSvc), py(w.adminToken), py(adminSvc), py(adminSvc)),
+		// A launch's nbgitpuller link (/hub/user-redirect/git-pull) would
+		// spawn the user's server, which nobody here needs: the hub sends
+		// it to its home page instead, by its own hook for that.
+		Extra: "c.JupyterHub.user_redirect_hook = lambda path, request, user, base_url: base_url + \"hub/home\"\n",
 	})
 	w.service = e.hub.URL + w.prefix
 	w.http = &http.Client{Timeout: 60 * time.Second, Transport: recordingTransport{base: http.DefaultTransport, rec: w.rec, prefix: w.prefix},
@@ -910,25 +921,28 @@ func (w *svcE2E) checkJWKS(t *testing.T, caller string, body []byte) {
 			t.Errorf("%s jwks: the key has the private member %q", caller, k)
 		}
 	}
-	want := w.ltigrade("keys", "jwks", "--key", w.keyFile)
+	w.jwksOnce.Do(func() { w.jwks = w.ltigrade("keys", "jwks", "--key", w.keyFile) })
 	var local struct {
 		Keys []map[string]any `json:"keys"`
 	}
-	json.Unmarshal([]byte(want), &local)
+	json.Unmarshal([]byte(w.jwks), &local)
 	if len(local.Keys) != 1 || local.Keys[0]["kid"] != set.Keys[0]["kid"] || local.Keys[0]["n"] != set.Keys[0]["n"] {
 		t.Errorf("%s jwks: %v, want the config's key %v", caller, set.Keys[0]["kid"], local.Keys)
 	}
 }
 
 // browse logs a hub user in in a fresh Chromium by their own LTI launch
-// from the sandbox's page (it submits itself), opens the status page,
+// from the sandbox's page (it submits itself to the hub, whose answer sets
+// the hub's login cookie and sends the browser on to the hub's home page),
+// opens the status page,
 // which sends the browser through the hub's OAuth authorize and back to
 // the service's callback, then runs steps.
-func (w *svcE2E) browse(t *testing.T, d *testenv.Driver, name string, steps ...map[string]any) *browsed {
+func (w *svcE2E) browse(t *testing.T, name string, steps ...map[string]any) *browsed {
 	t.Helper()
+	d := w.browser
 	all := append([]map[string]any{
 		{"open": w.sandbox + "/launch?" + url.Values{"student": {name}, "assignment": {"hw1"}}.Encode()},
-		{"waitURL": "git-pull"},
+		{"waitURL": "/hub/home"},
 		{"goto": w.service},
 	}, steps...)
 	out, err := d.RunScript(filepath.Join("testdata", "record.mjs"), map[string]any{"steps": all, "timeoutMs": 20000, "capture": w.prefix})
@@ -965,7 +979,7 @@ func (w *svcE2E) browse(t *testing.T, d *testenv.Driver, name string, steps ...m
 	if !callback {
 		t.Errorf("browser as %s: the service's oauth_callback never answered with a redirect", name)
 	}
-	t.Logf("browser as %s: %d answers of the service, screenshots %v", name, len(res.Responses), res.Screenshots)
+	t.Logf("browser as %s: %d answers of the service, step times %v ms, screenshots %v", name, len(res.Responses), res.MS, res.Screenshots)
 	return &res
 }
 
@@ -973,6 +987,7 @@ type browsed struct {
 	URL         string   `json:"url"`
 	Texts       []string `json:"texts"`
 	Screenshots []string `json:"screenshots"`
+	MS          []int    `json:"ms"`
 	Error       string   `json:"error"`
 	Step        int      `json:"step"`
 	Responses   []struct {

@@ -15,13 +15,14 @@
 //   {"text": SELECTOR}       append its innerText to texts
 //   {"html": SELECTOR}       append its outerHTML to texts
 //   {"screenshot": NAME}     full-page PNG NAME(.png) in the artifacts folder
-// Output, one JSON line: {"url", "texts", "screenshots", "responses", "error", "step"}.
+// Output, one JSON line: {"url", "texts", "screenshots", "responses", "ms" (each step's
+// duration, for the log), "error", "step"}.
 import fs from 'node:fs';
 
 const { launchContext, artifact } = await import(process.env.LTIGRADE_BROWSER_LAUNCH);
 
 const req = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
-const out = { url: '', texts: [], screenshots: [], responses: [] };
+const out = { url: '', texts: [], screenshots: [], responses: [], ms: [] };
 const pending = [];
 let context;
 let page;
@@ -48,6 +49,7 @@ try {
 	}
 	for (i = 0; i < req.steps.length; i++) {
 		const s = req.steps[i];
+		const began = Date.now();
 		if (s.goto !== undefined) {
 			await page.goto(s.goto);
 		} else if (s.open !== undefined) {
@@ -72,6 +74,7 @@ try {
 		} else {
 			throw new Error(`unknown step ${JSON.stringify(s)}`);
 		}
+		out.ms.push(Date.now() - began);
 	}
 	out.url = page.url();
 } catch (err) {
