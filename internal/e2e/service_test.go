@@ -165,7 +165,10 @@ func TestGradingServiceEndToEnd(t *testing.T) {
 	// test's, not a step's).
 	grades := w.unixGrader(t)
 	step(t, "3 a grader scores remotely as an unprivileged Unix user, the LMS gets it", func(t *testing.T) {
-		if grades != nil {
+		t.Run("the account can read neither the database nor the config", func(t *testing.T) {
+			if grades == nil {
+				t.Skip("SKIPPED: creating a Unix user (useradd) and running as it (setpriv) needs root; the remote CLI runs as the test's own user, from another directory and without the config, instead")
+			}
 			// What the account cannot read: the point of the service.
 			for _, f := range []string{e.config, e.database, w.secretFile, w.keyFile} {
 				if _, _, code := w.as(t, grades, "", "/usr/bin/test", "-r", f); code == 0 {
@@ -176,7 +179,7 @@ func TestGradingServiceEndToEnd(t *testing.T) {
 			if code == 0 || !strings.Contains(strings.ToLower(errOut), "permission denied") {
 				t.Fatalf("as %s, local `ltigrade sessions list`: exit %d, want a permission error:\n%s", grades.name, code, errOut)
 			}
-		}
+		})
 		out, errOut, code := w.as(t, grades, w.tokens[grader], grades.binary(e.bin), "score", "--user", "alice", "materials/hw1/hw1.ipynb", "0.9")
 		if code != 0 || !regexp.MustCompile(`^sent 0\.9 for alice \(passback \d+\)`).MatchString(out) {
 			t.Fatalf("remote ltigrade score: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
@@ -523,6 +526,11 @@ func (w *svcE2E) hubAPI(t *testing.T, method, path string, body any, want int) [
 	if resp.StatusCode != want {
 		t.Fatalf("%s %s: %s, want %d\n%s", method, path, resp.Status, want, short(b))
 	}
+	if !strings.HasSuffix(path, "/tokens") { // those hold the new token: controls, see newToken
+		var h strings.Builder
+		resp.Header.Write(&h)
+		w.rec.add("the hub's answer to "+method+" "+path, resp.Status+"\n"+h.String()+string(b))
+	}
 	return b
 }
 
@@ -624,7 +632,6 @@ func (w *svcE2E) unixGrader(t *testing.T) *unixUser {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		mustMkdir(t, filepath.Join(w.tmp, "grader-home"))
-		t.Log("SKIPPED the unprivileged-account part: creating a Unix user (useradd) and running as it (setpriv) needs root; the remote CLI runs as the test's own user instead")
 		return nil
 	}
 	for _, tool := range []string{"useradd", "userdel", "setpriv"} {
@@ -887,6 +894,7 @@ func (w *svcE2E) matrix(t *testing.T) {
 		{"GET", "", "", wants(back, ok, ok, ok, deny, back), page},
 		{"POST", "retry", "id=", wants(no, deny, bad, bad, deny, no), nil},
 		{"GET", "oauth_callback?code=x&state=y", "", wants(bad, bad, bad, bad, bad, bad), nil},
+		{"GET", "logout", "", wants(ok, ok, ok, ok, ok, ok), sees("logged out")},
 		{"GET", "api/no-such-thing", "", wants(http.StatusNotFound, http.StatusNotFound, http.StatusNotFound, http.StatusNotFound, http.StatusNotFound, http.StatusNotFound), nil},
 	}
 	before := len(w.sb.Sim().Grades())
@@ -1145,17 +1153,20 @@ func (w *svcE2E) searchSecrets(t *testing.T) {
 	items := append([]recorded(nil), w.rec.items...)
 	controls := append([]recorded(nil), w.rec.controls...)
 	w.rec.mu.Unlock()
+	var hitValues []string
 	found := func(text string) []string {
 		var hit []string
+		hitValues = hitValues[:0]
 		for _, m := range ms {
 			if strings.Contains(text, m.value) {
 				hit = append(hit, m.name)
+				hitValues = append(hitValues, m.value)
 			}
 		}
 		return hit
 	}
 	for _, c := range controls {
-		if hits := found(c.text); len(hits) == 0 {
+		if found(c.text); !slices.Contains(hitValues, c.want) {
 			t.Errorf("control: the search did not find the token in %s", c.label)
 		}
 	}
@@ -1166,6 +1177,7 @@ func (w *svcE2E) searchSecrets(t *testing.T) {
 			browserAnswers++
 		case strings.HasPrefix(it.label, "output of"):
 			cli++
+		case strings.HasPrefix(it.label, "the hub's"):
 		default:
 			apiAnswers++
 		}
@@ -1182,8 +1194,8 @@ func (w *svcE2E) searchSecrets(t *testing.T) {
 			t.Errorf("line %d of the hub's log (hub and managed service) holds %s", i+1, strings.Join(hits, ", "))
 		}
 	}
-	t.Logf("searched %d answers of the service by Go clients, %d captured in Chromium, %d CLI outputs and %d lines of the hub's log for %d markers",
-		apiAnswers, browserAnswers, cli, strings.Count(string(logText), "\n"), len(ms))
+	t.Logf("searched %d answers of the service by Go clients, %d captured in Chromium, %d CLI outputs, %d answers of the hub's REST API and %d lines of the hub's log for %d markers; %d controls found",
+		apiAnswers, browserAnswers, cli, len(items)-apiAnswers-browserAnswers-cli, strings.Count(string(logText), "\n"), len(ms), len(controls))
 	if apiAnswers < 100 || browserAnswers < 6 || cli < 10 {
 		t.Errorf("too little was recorded to mean anything: %d API answers, %d browser captures, %d CLI outputs", apiAnswers, browserAnswers, cli)
 	}
