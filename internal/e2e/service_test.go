@@ -130,6 +130,9 @@ func TestGradingServiceEndToEnd(t *testing.T) {
 		w.launch(t, graderUser, "hw1")
 		w.hubAPI(t, "POST", "/hub/api/groups/"+graderGroup, nil, http.StatusCreated)
 		w.hubAPI(t, "POST", "/hub/api/groups/"+graderGroup+"/users", map[string]any{"users": []string{graderUser}}, http.StatusOK)
+		// The grader's own server, started now so it is up by step 3b:
+		// its JUPYTERHUB_API_TOKEN is what the remote CLI uses in there.
+		w.hubAPI(t, "POST", "/hub/api/users/"+graderUser+"/server", nil, 0)
 		for _, s := range []string{"alice", "bob"} {
 			w.launch(t, s, "hw1")
 			w.launch(t, s, "hw2")
@@ -206,6 +209,37 @@ func TestGradingServiceEndToEnd(t *testing.T) {
 		})
 		if len(left) != 0 {
 			t.Errorf("the remote CLI left files in the grader's directory: %v", left)
+		}
+	})
+
+	step(t, "3b an instructor in their own server: its JUPYTERHUB_API_TOKEN reaches the service", func(t *testing.T) {
+		// The single-user server's environment, as the spawner gave it
+		// (the test's wrapper dumps it before exec'ing the server).
+		dump := filepath.Join(e.home(graderUser), ".e2e-spawn-env")
+		var token string
+		for deadline := time.Now().Add(60 * time.Second); token == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			b, _ := os.ReadFile(dump)
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "JUPYTERHUB_API_TOKEN="); ok {
+					token = v
+				}
+			}
+		}
+		if token == "" {
+			t.Fatalf("%s's server has no JUPYTERHUB_API_TOKEN in %s", graderUser, dump)
+		}
+		w.tokens[graderUser+"'s server"] = token
+		env := []string{"JUPYTERHUB_API_TOKEN=" + token}
+		out, errOut, code := w.remoteEnv(t, env, "sessions", "list", "--json")
+		if code != 0 {
+			t.Fatalf("remote sessions list with the server's token: exit %d\n%s%s", code, out, errOut)
+		}
+		if !strings.Contains(out, `"username": "alice"`) || !strings.Contains(out, `"username": "bob"`) {
+			t.Errorf("the grader's server token does not see everyone's sessions:\n%s", out)
+		}
+		out, errOut, code = w.remoteEnv(t, env, "score", "--dry-run", "--user", "alice", "materials/hw1/hw1.ipynb", "0.95")
+		if code != 0 {
+			t.Fatalf("remote score --dry-run with the server's token: exit %d\n%s%s", code, out, errOut)
 		}
 	})
 
@@ -440,13 +474,16 @@ graders = ["group:%s"]
 c.JupyterHub.services = [{"name": %s, "api_token": %s}]
 c.JupyterHub.load_roles = [
     {"name": "user", "scopes": ["self"]},
-    {"name": %s, "scopes": ["admin:users", "admin:groups", "tokens"], "services": [%s]},
+    {"name": %s, "scopes": ["admin:users", "admin:groups", "admin:servers", "tokens"], "services": [%s]},
 ]
 `, py(adminUser), py(adminSvc), py(w.adminToken), py(adminSvc), py(adminSvc)),
 		// A launch's nbgitpuller link (/hub/user-redirect/git-pull) would
 		// spawn the user's server, which nobody here needs: the hub sends
 		// it to its home page instead, by its own hook for that.
-		Extra: "c.JupyterHub.user_redirect_hook = lambda path, request, user, base_url: base_url + \"hub/home\"\n",
+		// And the API's spawn answers at once (202) instead of waiting up to
+		// 10 s for the server.
+		Extra: "c.JupyterHub.user_redirect_hook = lambda path, request, user, base_url: base_url + \"hub/home\"\n" +
+			"c.JupyterHub.tornado_settings = {\"slow_spawn_timeout\": 0}\n",
 	})
 	w.service = e.hub.URL + w.prefix
 	w.http = &http.Client{Timeout: 60 * time.Second, Transport: recordingTransport{base: http.DefaultTransport, rec: w.rec, prefix: w.prefix},
@@ -503,7 +540,8 @@ func (w *svcE2E) launch(t *testing.T, student, assignment string) {
 	}
 }
 
-// hubAPI calls the hub's REST API with the admin service's token.
+// hubAPI calls the hub's REST API with the admin service's token; want 0
+// takes any 2xx.
 func (w *svcE2E) hubAPI(t *testing.T, method, path string, body any, want int) []byte {
 	t.Helper()
 	var rd io.Reader
@@ -523,7 +561,7 @@ func (w *svcE2E) hubAPI(t *testing.T, method, path string, body any, want int) [
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
+	if resp.StatusCode != want && (want != 0 || resp.StatusCode/100 != 2) {
 		t.Fatalf("%s %s: %s, want %d\n%s", method, path, resp.Status, want, short(b))
 	}
 	if !strings.HasSuffix(path, "/tokens") { // those hold the new token: controls, see newToken
@@ -707,10 +745,17 @@ func (w *svcE2E) as(t *testing.T, u *unixUser, token string, args ...string) (st
 // remote runs the remote CLI as the test's user from another directory.
 func (w *svcE2E) remote(t *testing.T, token string, args ...string) (string, string, int) {
 	t.Helper()
+	return w.remoteEnv(t, []string{"LTIGRADE_TOKEN=" + token}, args...)
+}
+
+// remoteEnv is remote with the token in env (LTIGRADE_TOKEN or
+// JUPYTERHUB_API_TOKEN).
+func (w *svcE2E) remoteEnv(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
 	dir := filepath.Join(w.tmp, "remote")
 	mustMkdir(t, dir)
 	cmd := exec.Command(w.bin, args...)
-	cmd.Env = cleanEnv("HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, ".config"), "LTIGRADE_URL="+w.service, "LTIGRADE_TOKEN="+token)
+	cmd.Env = cleanEnv(append([]string{"HOME=" + dir, "XDG_CONFIG_HOME=" + filepath.Join(dir, ".config"), "LTIGRADE_URL=" + w.service}, env...)...)
 	cmd.Dir = dir
 	return w.run(t, cmd, "ltigrade "+strings.Join(args, " "))
 }
