@@ -23,7 +23,11 @@ type hubOptions struct {
 	HomeTmpl  string            // SimpleLocalProcessSpawner.home_dir_template
 	Consumers map[string]string // LTI 1.1 consumer key → secret
 	Subconfig string            // file passed to load_subconfig after the authenticator is set; "" for none
-	Extra     string            // more Python config lines, appended last
+	// Before is more Python config lines before load_subconfig: what a
+	// site configured before ltigrade's snippet (services, roles) that the
+	// snippet must keep.
+	Before string
+	Extra  string // more Python config lines, appended last
 }
 
 // hub is a running JupyterHub behind its configurable-http-proxy.
@@ -102,6 +106,7 @@ c.Spawner.http_timeout = 120
 		py(filepath.Join(o.Dir, "jupyterhub_cookie_secret")),
 		py(filepath.Join(o.Dir, "jupyterhub.pid")),
 		strings.Join(consumers, ", "), py(o.HomeTmpl), py(wrapper))
+	cfg.WriteString(o.Before)
 	if o.Subconfig != "" {
 		fmt.Fprintf(&cfg, "load_subconfig(%s)\n", py(o.Subconfig))
 	}

@@ -14,8 +14,9 @@ import (
 
 // The snippet of `hub install --service`, loaded by JupyterHub itself the
 // way TLJH loads jupyterhub_config.d: it appends its service and extends
-// the 'user' role that the main config already defines (JupyterHub refuses
-// a role defined twice), and keeps the services and roles it found.
+// the 'user' and 'server' roles where the main config already defines them
+// (JupyterHub refuses a role defined twice), and keeps the services and
+// roles it found.
 func TestServiceSnippetKeepsExistingServicesAndRoles(t *testing.T) {
 	env := loadHubEnv(t)
 	dir := t.TempDir()
@@ -28,17 +29,24 @@ func TestServiceSnippetKeepsExistingServicesAndRoles(t *testing.T) {
 	if err := os.WriteFile(snippet, src, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// JupyterHub's own scopes of the 'server' role (a server's
+	// JUPYTERHUB_API_TOKEN), which an override replaces.
+	serverDefault := []string{"users:activity!user", "access:servers!server", "access:services!service=ltigrade"}
 	for _, c := range []struct {
 		name, main   string
 		wantServices []string
 		wantUser     []string
+		wantServer   []string
 		wantRoles    int
 	}{
 		{"existing service and user role", `c.JupyterHub.services = [{"name": "grader-svc", "url": "http://127.0.0.1:9999"}]
 c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "access:services!service=grader-svc"]}, {"name": "tas", "groups": ["ta"], "scopes": ["admin:users"]}]
-`, []string{"grader-svc", "ltigrade"}, []string{"self", "access:services!service=grader-svc", "access:services!service=ltigrade"}, 2},
-		{"nothing configured", "", []string{"ltigrade"}, []string{"self", "access:services!service=ltigrade"}, 1},
-		{"loaded twice", "", []string{"ltigrade"}, []string{"self", "access:services!service=ltigrade"}, 1},
+`, []string{"grader-svc", "ltigrade"}, []string{"self", "access:services!service=grader-svc", "access:services!service=ltigrade"}, serverDefault, 3},
+		{"existing server role", `c.JupyterHub.load_roles = [{"name": "server", "scopes": ["users:activity!user", "access:servers!server", "read:users:name!user"]}]
+`, []string{"ltigrade"}, []string{"self", "access:services!service=ltigrade"},
+			[]string{"users:activity!user", "access:servers!server", "read:users:name!user", "access:services!service=ltigrade"}, 2},
+		{"nothing configured", "", []string{"ltigrade"}, []string{"self", "access:services!service=ltigrade"}, serverDefault, 2},
+		{"loaded twice", "", []string{"ltigrade"}, []string{"self", "access:services!service=ltigrade"}, serverDefault, 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			main := filepath.Join(t.TempDir(), "jupyterhub_config.py")
@@ -84,17 +92,19 @@ print(json.dumps({"services": [s["name"] for s in app.services],
 			if len(got.Roles) != c.wantRoles {
 				t.Errorf("roles %+v, want %d", got.Roles, c.wantRoles)
 			}
-			users := 0
-			for _, r := range got.Roles {
-				if r.Name == "user" {
-					users++
-					if strings.Join(r.Scopes, ",") != strings.Join(c.wantUser, ",") {
-						t.Errorf("user role scopes %v, want %v", r.Scopes, c.wantUser)
+			for name, want := range map[string][]string{"user": c.wantUser, "server": c.wantServer} {
+				n := 0
+				for _, r := range got.Roles {
+					if r.Name == name {
+						n++
+						if strings.Join(r.Scopes, ",") != strings.Join(want, ",") {
+							t.Errorf("%s role scopes %v, want %v", name, r.Scopes, want)
+						}
 					}
 				}
-			}
-			if users != 1 {
-				t.Errorf("%d user roles, want exactly 1: %+v", users, got.Roles)
+				if n != 1 {
+					t.Errorf("%d %s roles, want exactly 1: %+v", n, name, got.Roles)
+				}
 			}
 		})
 	}

@@ -28,17 +28,27 @@ def _ltigrade_add_service(c):
             "oauth_no_confirm": True,
             "display": True,
         })
-    # Every user may reach the service; the 'user' role is extended where it
-    # is already defined (JupyterHub refuses a role defined twice), else
-    # defined with JupyterHub's default scope 'self' plus ours.
+    # Every user may reach the service: the 'user' role (their API tokens and
+    # browser logins) and the 'server' role, whose scopes a user's server
+    # gets in its JUPYTERHUB_API_TOKEN (the remote CLI's token in there;
+    # JupyterHub gives a server only 'users:activity!user' and
+    # 'access:servers!server' by default).
+    _ltigrade_extend_role(c, configs, "user", ["self"], access)
+    _ltigrade_extend_role(c, configs, "server", ["users:activity!user", "access:servers!server"], access)
+
+
+def _ltigrade_extend_role(c, configs, name, default_scopes, scope):
+    """Add scope to role name where it is already defined (JupyterHub
+    refuses a role defined twice), else define it with JupyterHub's default
+    scopes for it plus scope (an override replaces the default scopes)."""
     for cfg in configs:
         for role in _ltigrade_list(cfg, "JupyterHub", "load_roles"):
-            if isinstance(role, dict) and role.get("name") == "user":
-                scopes = role.setdefault("scopes", ["self"])
-                if access not in scopes:
-                    scopes.append(access)
+            if isinstance(role, dict) and role.get("name") == name:
+                scopes = role.setdefault("scopes", list(default_scopes))
+                if scope not in scopes:
+                    scopes.append(scope)
                 return
-    c.JupyterHub.load_roles.append({"name": "user", "scopes": ["self", access]})  # noqa: F821
+    c.JupyterHub.load_roles.append({"name": name, "scopes": [*default_scopes, scope]})  # noqa: F821
 
 
 def _ltigrade_list(cfg, section, key):
