@@ -1,0 +1,560 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// These tests build real sandboxes: they need root and namespaces, and make
+// a throwaway system user (removed at the end). Elsewhere they skip, unless
+// LTIGRADE_SANDBOX_TESTS=require (for CI, which runs as root) makes a skip
+// a failure.
+
+var testUser string // created by TestMain when the sandbox can run
+
+func TestMain(m *testing.M) {
+	ChildMain() // the sandbox's stages run as this test binary
+	name, cleanup := makeTestUser()
+	testUser = name
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
+}
+
+func makeTestUser() (string, func()) {
+	if os.Geteuid() != 0 {
+		return "", func() {}
+	}
+	if _, err := exec.LookPath("useradd"); err != nil {
+		return "", func() {}
+	}
+	name := "ltgsbx" + randHex(4)
+	out, err := exec.Command("useradd", "--system", "--user-group", "--no-create-home",
+		"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "useradd %s: %v: %s\n", name, err, out)
+		return "", func() {}
+	}
+	return name, func() {
+		if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "userdel %s: %v: %s\n", name, err, out)
+		}
+	}
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// needSandbox skips (or, under LTIGRADE_SANDBOX_TESTS=require, fails) when
+// this machine cannot build sandboxes, and returns the test user.
+func needSandbox(t *testing.T) string {
+	t.Helper()
+	skip := t.Skipf
+	if os.Getenv("LTIGRADE_SANDBOX_TESTS") == "require" {
+		skip = t.Fatalf
+	}
+	if os.Geteuid() != 0 {
+		skip("sandbox tests need root (namespaces, mounts, switching users); CI runs them as root")
+	}
+	if err := Available(); err != nil {
+		skip("sandbox unavailable here: %v", err)
+	}
+	if testUser == "" {
+		skip("could not create a throwaway user with useradd (see stderr)")
+	}
+	return testUser
+}
+
+func needPython(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o001 != 0 {
+			return p
+		}
+	}
+	t.Skip("no world-executable python3 in /usr/bin, /usr/local/bin or /bin")
+	return ""
+}
+
+func mustRun(t *testing.T, s Spec) *Result {
+	t.Helper()
+	res, err := Run(context.Background(), s)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	t.Logf("%s; stdout %q; stderr %q", res.Summary(), clip(res.Stdout), clip(res.Stderr))
+	return res
+}
+
+func clip(b []byte) string {
+	if len(b) > 400 {
+		return string(b[:200]) + "..." + string(b[len(b)-200:])
+	}
+	return string(b)
+}
+
+// hostVisibleDir makes a directory the sandbox can see (unlike t.TempDir,
+// which is under /tmp, private in the sandbox), removed after the test.
+func hostVisibleDir(t *testing.T, mode os.FileMode) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/var/lib", "ltigrade-sandbox-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, mode); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// processesOf lists the host's processes whose real uid is uid.
+func processesOf(t *testing.T, uid string) []string {
+	t.Helper()
+	var found []string
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		status, err := os.ReadFile(filepath.Join(d, "status"))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" && f[1] == uid {
+				cmd, _ := os.ReadFile(filepath.Join(d, "cmdline"))
+				found = append(found, filepath.Base(d)+" "+strings.ReplaceAll(string(cmd), "\x00", " "))
+			}
+		}
+	}
+	return found
+}
+
+func uidOf(t *testing.T, name string) string {
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Uid
+}
+
+func TestRunReturnsOutputExitCodeAndFiles(t *testing.T) {
+	u := needSandbox(t)
+	res := mustRun(t, Spec{
+		User:  u,
+		Files: []File{{Name: "in/data.txt", Data: []byte("hello data")}, {Name: "run.sh", Data: []byte("echo script ran\n"), Mode: 0o755}},
+		Argv: []string{"sh", "-c", `echo out; echo err >&2; cat in/data.txt > result.txt; pwd > where.txt
+			id -u > uid.txt; echo "$1" > arg.txt; echo "$HOME" > home.txt; ./run.sh; exit 3`, "sh", "{dir}"},
+		Collect: []string{"result.txt", "where.txt", "uid.txt", "arg.txt", "home.txt", "missing.txt"},
+	})
+	if res.ExitCode != 3 || res.Signal != "" || res.TimedOut {
+		t.Errorf("exit %d signal %q timed out %v, want exit 3", res.ExitCode, res.Signal, res.TimedOut)
+	}
+	if got := string(res.Stdout); got != "out\nscript ran\n" {
+		t.Errorf("stdout %q", got)
+	}
+	if got := string(res.Stderr); got != "err\n" || res.StderrBytes != 4 {
+		t.Errorf("stderr %q (%d bytes)", got, res.StderrBytes)
+	}
+	want := map[string]string{
+		"result.txt": "hello data",
+		"where.txt":  WorkDir + "\n",
+		"uid.txt":    uidOf(t, u) + "\n",
+		"arg.txt":    WorkDir + "\n",
+		"home.txt":   WorkDir + "\n",
+	}
+	for name, w := range want {
+		if got, ok := res.Files[name]; !ok || string(got) != w {
+			t.Errorf("collected %s = %q (present %v), want %q", name, got, ok, w)
+		}
+	}
+	if _, ok := res.Files["missing.txt"]; ok {
+		t.Errorf("a file the program never wrote was collected")
+	}
+}
+
+// The program holds no privilege: no capabilities, no groups, no_new_privs
+// (a setuid binary gives it nothing).
+func TestProgramIsUnprivileged(t *testing.T) {
+	u := needSandbox(t)
+	res := mustRun(t, Spec{User: u, Argv: []string{"sh", "-c", "grep -E '^(Uid|Gid|Groups|CapEff|CapPrm|NoNewPrivs):' /proc/self/status"}})
+	uid := uidOf(t, u)
+	for _, want := range []string{"Uid:\t" + uid + "\t" + uid + "\t" + uid, "Groups:\t\n", "CapEff:\t0000000000000000", "CapPrm:\t0000000000000000", "NoNewPrivs:\t1"} {
+		if !strings.Contains(string(res.Stdout)+"\n", want) {
+			t.Errorf("/proc/self/status lacks %q", want)
+		}
+	}
+}
+
+func TestSecretFilesAreUnreadable(t *testing.T) {
+	u := needSandbox(t)
+	secret := "SECRET-" + randHex(8)
+	public := "PUBLIC-" + randHex(8)
+	// A 0600 root file where the sandbox can see it, like the service's
+	// database or config, next to a world-readable one that proves it can
+	// see there at all.
+	visible := hostVisibleDir(t, 0o755)
+	if err := os.WriteFile(filepath.Join(visible, "ltigrade.db"), []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(visible, "public.txt"), []byte(public), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// And one under the host's /tmp, which the sandbox does not even see.
+	hidden := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(hidden, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := mustRun(t, Spec{User: u, Argv: []string{"sh", "-c", `cat "$1/public.txt"; echo; cat "$1/ltigrade.db"; cat "$2"; ls "$(dirname "$2")"`,
+		"sh", visible, hidden}})
+	out := string(res.Stdout) + string(res.Stderr)
+	if !strings.Contains(string(res.Stdout), public) {
+		t.Fatalf("the world-readable file beside the secret was not readable, so the test proves nothing")
+	}
+	if strings.Contains(out, secret) {
+		t.Errorf("the program read a root-only file")
+	}
+	if !strings.Contains(string(res.Stderr), "ltigrade.db: Permission denied") {
+		t.Errorf("reading the root-only file did not fail with permission denied")
+	}
+	if !strings.Contains(string(res.Stderr), "No such file") {
+		t.Errorf("the host's /tmp was visible in the sandbox")
+	}
+}
+
+func TestEnvironmentHasNothingOfTheService(t *testing.T) {
+	u := needSandbox(t)
+	leak := "leak-" + randHex(8)
+	t.Setenv("LTIGRADE_CONFIG", "/etc/"+leak)
+	t.Setenv("LTIGRADE_TEST_SECRET", leak)
+	t.Setenv("JUPYTERHUB_API_TOKEN", leak)
+	res := mustRun(t, Spec{User: u, Env: []string{"PATH=/usr/bin:/bin", "ONLY=this"},
+		Argv: []string{"sh", "-c", `env; echo ---; for f in /proc/1/environ /proc/$PPID/environ /proc/[0-9]*/environ; do cat "$f"; echo; done; echo ---; ls /proc`}})
+	out := string(res.Stdout) + string(res.Stderr)
+	if strings.Contains(out, leak) {
+		t.Errorf("the service's environment leaked into the sandbox")
+	}
+	env := strings.Split(strings.SplitN(string(res.Stdout), "---", 2)[0], "\n")
+	env = slices.DeleteFunc(env, func(s string) bool { return s == "" || strings.HasPrefix(s, "PWD=") })
+	slices.Sort(env)
+	if want := []string{"ONLY=this", "PATH=/usr/bin:/bin"}; !slices.Equal(env, want) {
+		t.Errorf("environment %q, want exactly %q (and the shell's PWD)", env, want)
+	}
+	// The pid namespace shows the program its own few processes only.
+	parts := strings.Split(string(res.Stdout), "---")
+	for _, f := range strings.Fields(parts[len(parts)-1]) {
+		if n, err := strconv.Atoi(f); err == nil && n > 50 {
+			t.Errorf("/proc in the sandbox shows pid %d: the host's processes are visible", n)
+		}
+	}
+}
+
+func TestNoNetwork(t *testing.T) {
+	u := needSandbox(t)
+	py := needPython(t)
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	targets := []string{"127.0.0.1"}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() != nil && !ip.IP.IsLoopback() {
+				targets = append(targets, ip.IP.String()) // the host's own address, also listened on
+				break
+			}
+		}
+	}
+	script := `import socket, sys
+for host in sys.argv[2:]:
+    try:
+        socket.create_connection((host, int(sys.argv[1])), timeout=3)
+        print("connected", host)
+    except OSError as e:
+        print("connect failed:", host, e)
+`
+	res := mustRun(t, Spec{User: u, Argv: append([]string{py, "-c", script, strconv.Itoa(port)}, targets...)})
+	if strings.Contains(string(res.Stdout), "connected") || accepted.Load() != 0 {
+		t.Errorf("the sandbox reached the host's listener")
+	}
+	if n := strings.Count(string(res.Stdout), "connect failed:"); n != len(targets) {
+		t.Errorf("%d of %d connections reported failing; the program did not run as planned", n, len(targets))
+	}
+}
+
+func TestForkBombIsContained(t *testing.T) {
+	u := needSandbox(t)
+	py := needPython(t)
+	// Forks until the process limit stops it; the children wait to be killed.
+	script := `import os, time
+n = 0
+try:
+    while True:
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+        n += 1
+except OSError as e:
+    print("forks", n, "errno", e.errno)
+`
+	res := mustRun(t, Spec{User: u, Argv: []string{py, "-c", script}, Limits: Limits{Processes: 16, Wall: 20 * time.Second}})
+	var n, errno int
+	if _, err := fmt.Sscanf(string(res.Stdout), "forks %d errno %d", &n, &errno); err != nil {
+		t.Fatalf("the bomb did not report: %v", err)
+	}
+	if errno != 11 || n >= 16 {
+		t.Errorf("forks stopped after %d with errno %d, want fewer than 16 and EAGAIN", n, errno)
+	}
+	if left := processesOf(t, uidOf(t, u)); len(left) > 0 {
+		t.Errorf("processes of the sandbox user survived: %q", left)
+	}
+
+	// The classic recursive bomb: bounded by the limit, ended by Wall.
+	res = mustRun(t, Spec{User: u, Argv: []string{"sh", "-c", "b() { b | b & }; b; sleep 60"},
+		Limits: Limits{Processes: 16, Wall: 2 * time.Second}})
+	if !res.TimedOut && res.ExitCode == 0 {
+		t.Errorf("the bomb ended on its own (%s)?", res.Summary())
+	}
+	if left := processesOf(t, uidOf(t, u)); len(left) > 0 {
+		t.Errorf("processes of the sandbox user survived: %q", left)
+	}
+}
+
+func TestEndlessLoopIsStopped(t *testing.T) {
+	u := needSandbox(t)
+	// CPU time: the loop burns it, RLIMIT_CPU ends it.
+	res := mustRun(t, Spec{User: u, Argv: []string{"sh", "-c", "while :; do :; done"}, Limits: Limits{CPU: time.Second, Wall: time.Minute}})
+	if res.Signal != "SIGXCPU" && res.Signal != "SIGKILL" {
+		t.Errorf("CPU-bound loop ended with %s, want SIGXCPU or SIGKILL", res.Summary())
+	}
+	if res.TimedOut {
+		t.Errorf("the CPU limit should have stopped it before the wall clock")
+	}
+	// Wall time: a sleeper uses no CPU, Wall ends it.
+	res = mustRun(t, Spec{User: u, Argv: []string{"sleep", "600"}, Limits: Limits{Wall: time.Second}})
+	if !res.TimedOut || res.Signal != "SIGKILL" {
+		t.Errorf("sleeper ended with %s (timed out %v), want killed on the wall clock", res.Summary(), res.TimedOut)
+	}
+}
+
+func TestFillingTheDiskStopsAtTheLimits(t *testing.T) {
+	u := needSandbox(t)
+	py := needPython(t)
+	tag := randHex(6)
+	script := `import sys
+total = 0
+try:
+    with open(sys.argv[1], "wb") as f:
+        while True:
+            f.write(b"x" * 65536)
+            f.flush()
+            total += 65536
+except OSError as e:
+    print("wrote", total, "errno", e.errno)
+`
+	for _, tc := range []struct {
+		name   string
+		limits Limits
+		path   string
+		errno  int
+		max    int64
+	}{
+		{"disk", Limits{Disk: 8 << 20, FileSize: 64 << 20}, "{dir}/fill", 28 /* ENOSPC */, 8 << 20},
+		{"disk through /tmp", Limits{Disk: 8 << 20, FileSize: 64 << 20}, "/tmp/fill-" + tag, 28, 8 << 20},
+		{"file size", Limits{Disk: 64 << 20, FileSize: 1 << 20}, "{dir}/fill", 27 /* EFBIG */, 1 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := mustRun(t, Spec{User: u, Argv: []string{py, "-c", script, tc.path}, Limits: tc.limits})
+			var total int64
+			var errno int
+			if _, err := fmt.Sscanf(string(res.Stdout), "wrote %d errno %d", &total, &errno); err != nil {
+				t.Fatalf("the writer did not report: %v", err)
+			}
+			if errno != tc.errno || total > tc.max {
+				t.Errorf("wrote %d bytes, stopped by errno %d; want at most %d and errno %d", total, errno, tc.max, tc.errno)
+			}
+		})
+	}
+	if _, err := os.Stat("/tmp/fill-" + tag); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the sandbox's /tmp file appeared on the host: %v", err)
+	}
+	// Python ignores SIGXFSZ; a plain program is killed by it.
+	res := mustRun(t, Spec{User: u, Argv: []string{"dd", "if=/dev/zero", "of=big", "bs=1M", "count=4"}, Limits: Limits{FileSize: 1 << 20}})
+	if res.Signal != "SIGXFSZ" {
+		t.Errorf("dd past the file size limit ended with %s, want SIGXFSZ", res.Summary())
+	}
+}
+
+func TestWritingOutsideItsDirectoryFails(t *testing.T) {
+	for _, each := range []bool{false, true} {
+		t.Run(fmt.Sprintf("remount each %v", each), func(t *testing.T) {
+			u := needSandbox(t)
+			forceRemountEach = each
+			defer func() { forceRemountEach = false }()
+			open := hostVisibleDir(t, 0o777) // world-writable on the host
+			tag := randHex(6)
+			targets := []string{open + "/escape", "/tmp/escape-" + tag, "/var/tmp/escape-" + tag, "/dev/shm/escape-" + tag}
+			res := mustRun(t, Spec{User: u, Argv: append([]string{"sh", "-c", `for p; do echo x > "$p" && echo "wrote $p"; done`, "sh"}, targets...)})
+			if !strings.Contains(string(res.Stderr), "Read-only file system") {
+				t.Errorf("writing to the host's world-writable directory did not fail read-only")
+			}
+			if strings.Contains(string(res.Stdout), "wrote "+open) {
+				t.Errorf("the sandbox wrote into a host directory")
+			}
+			for _, p := range targets {
+				if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s exists on the host after the run", p)
+				}
+			}
+		})
+	}
+}
+
+func TestHugeOutputKeepsTheTailAndCounts(t *testing.T) {
+	u := needSandbox(t)
+	res := mustRun(t, Spec{User: u, Argv: []string{"sh", "-c", "head -c 52428800 /dev/zero | tr '\\0' x; echo END; echo oops >&2"},
+		Limits: Limits{Output: 64 << 10}})
+	if res.StdoutBytes != 50<<20+4 {
+		t.Errorf("counted %d bytes of stdout, want %d", res.StdoutBytes, 50<<20+4)
+	}
+	if len(res.Stdout) != 64<<10 || !bytes.HasSuffix(res.Stdout, []byte("xxxEND\n")) {
+		t.Errorf("kept %d bytes ending %q, want the last %d", len(res.Stdout), res.Stdout[max(0, len(res.Stdout)-10):], 64<<10)
+	}
+	if string(res.Stderr) != "oops\n" {
+		t.Errorf("stderr %q", res.Stderr)
+	}
+}
+
+func TestNothingSurvivesTheProgram(t *testing.T) {
+	u := needSandbox(t)
+	// A plain background job, one detached into its own session that
+	// ignores hangups and terms, and a double fork: each keeps stdout open
+	// and would rewrite the result later.
+	script := `(sleep 2; echo tampered > result.txt) &
+setsid sh -c 'trap "" HUP TERM; sleep 2; echo tampered > result.txt' &
+sh -c '(sleep 2; echo tampered > result.txt) &' &
+echo graded > result.txt
+echo main done`
+	res := mustRun(t, Spec{User: u, Argv: []string{"sh", "-c", script}, Collect: []string{"result.txt"}, Limits: Limits{Wall: time.Minute}})
+	if res.TimedOut || res.ExitCode != 0 {
+		t.Errorf("ended with %s; the background jobs kept the sandbox alive?", res.Summary())
+	}
+	if got := string(res.Files["result.txt"]); got != "graded\n" {
+		t.Errorf("result.txt = %q", got)
+	}
+	if left := processesOf(t, uidOf(t, u)); len(left) > 0 {
+		t.Errorf("processes of the sandbox user survived the run: %q", left)
+	}
+}
+
+// Collect runs as root: it must not follow the program's links out of the
+// directory, hang on a FIFO, or keep more than CollectSize.
+func TestCollectCannotBeTricked(t *testing.T) {
+	u := needSandbox(t)
+	secret := "SECRET-" + randHex(8)
+	visible := hostVisibleDir(t, 0o755)
+	if err := os.WriteFile(filepath.Join(visible, "key.pem"), []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := `ln -s "$1/key.pem" link.json; ln -s /etc/shadow shadow.txt; mkfifo fifo; mkdir d; ln -s "$1" d/out
+head -c 3000 /dev/zero > big.bin; echo ok > fine.txt; ln -s fine.txt inner.txt`
+	res := mustRun(t, Spec{User: u, Argv: []string{"sh", "-c", script, "sh", visible},
+		Collect: []string{"link.json", "shadow.txt", "fifo", "d/out/key.pem", "big.bin", "fine.txt", "inner.txt"},
+		Limits:  Limits{CollectSize: 1000}})
+	for _, name := range []string{"link.json", "shadow.txt", "fifo", "d/out/key.pem", "inner.txt"} {
+		if _, ok := res.Files[name]; ok {
+			t.Errorf("collected %s, which is not a regular file in the directory", name)
+		}
+	}
+	for name, data := range res.Files {
+		if strings.Contains(string(data), secret) || strings.Contains(string(data), "root:") {
+			t.Errorf("collected %s holds a host file", name)
+		}
+	}
+	if string(res.Files["fine.txt"]) != "ok\n" {
+		t.Errorf("fine.txt = %q", res.Files["fine.txt"])
+	}
+	if len(res.Files["big.bin"]) != 1000 || !slices.Equal(res.Truncated, []string{"big.bin"}) {
+		t.Errorf("big.bin kept %d bytes, truncated %q; want 1000 and [big.bin]", len(res.Files["big.bin"]), res.Truncated)
+	}
+}
+
+func TestSetupFailuresAreErrors(t *testing.T) {
+	u := needSandbox(t)
+	ctx := context.Background()
+	if _, err := Run(ctx, Spec{User: u, Argv: []string{"no-such-grader-" + randHex(4)}}); err == nil || !strings.Contains(err.Error(), "not found in the sandbox's PATH") {
+		t.Errorf("a missing program: %v", err)
+	}
+	if _, err := Run(ctx, Spec{User: u, Argv: []string{"true"}, Files: []File{{Name: "big", Data: make([]byte, 2<<20)}},
+		Limits: Limits{Disk: 1 << 20}}); err == nil || !strings.Contains(err.Error(), "does not fit") {
+		t.Errorf("files larger than the disk: %v", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
+	if _, err := Run(cctx, Spec{User: u, Argv: []string{"sleep", "600"}}); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled run: %v", err)
+	}
+	if left := processesOf(t, uidOf(t, u)); len(left) > 0 {
+		t.Errorf("processes of the sandbox user survived a cancelled run: %q", left)
+	}
+}
+
+func TestSourceFilesAreCopied(t *testing.T) {
+	u := needSandbox(t)
+	src := filepath.Join(t.TempDir(), "autograder.zip")
+	if err := os.WriteFile(src, []byte("zip bytes"), 0o600); err != nil { // readable by the service only
+		t.Fatal(err)
+	}
+	res := mustRun(t, Spec{User: u, Files: []File{{Name: "autograder.zip", Source: src}}, Argv: []string{"cat", "autograder.zip"}})
+	if string(res.Stdout) != "zip bytes" || res.ExitCode != 0 {
+		t.Errorf("copied file read %q, %s", res.Stdout, res.Summary())
+	}
+}
+
+// BenchmarkRunTrue measures one sandbox around `true`; run with
+// -bench RunTrue -benchtime 20x for the median of 20.
+func BenchmarkRunTrue(b *testing.B) {
+	if os.Geteuid() != 0 || testUser == "" || Available() != nil {
+		b.Skip("needs root, namespaces and useradd")
+	}
+	var times []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		res, err := Run(context.Background(), Spec{User: testUser, Argv: []string{"true"}})
+		if err != nil || res.ExitCode != 0 {
+			b.Fatalf("%v %+v", err, res)
+		}
+		times = append(times, time.Since(start))
+	}
+	slices.Sort(times)
+	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
+}
