@@ -147,7 +147,7 @@ type Spec struct {
 	Argv    []string // run in {dir}; "{dir}" in an argument is replaced by WorkDir; Argv[0] is looked up in Env's PATH
 	Env     []string // the whole environment, "{dir}" replaced; nil means DefaultEnv
 	Limits  Limits   // zero fields take DefaultLimits
-	Collect []string // files read back from {dir} after the run: regular files only, symlinks are not followed out
+	Collect []string // files read back from {dir} after the run: regular files only, never through a link out of {dir}
 }
 
 // DefaultEnv is the environment of a Spec without Env.

@@ -562,17 +562,19 @@ func stageRun() int {
 	l := s.Limits
 	cpu := uint64((l.CPU + time.Second - 1) / time.Second)
 	for _, r := range []struct {
-		res int
-		max uint64
+		res      int
+		cur, max uint64
 	}{
-		{syscall.RLIMIT_CORE, 0},
-		{syscall.RLIMIT_CPU, cpu},
-		{syscall.RLIMIT_AS, uint64(l.Memory)},
-		{syscall.RLIMIT_FSIZE, uint64(l.FileSize)},
-		{syscall.RLIMIT_NOFILE, uint64(l.OpenFiles)},
-		{rlimitNproc, uint64(l.Processes)},
+		{syscall.RLIMIT_CORE, 0, 0},
+		// SIGXCPU at the limit says why the program died; SIGKILL a second
+		// later ends one that catches it.
+		{syscall.RLIMIT_CPU, cpu, cpu + 1},
+		{syscall.RLIMIT_AS, uint64(l.Memory), uint64(l.Memory)},
+		{syscall.RLIMIT_FSIZE, uint64(l.FileSize), uint64(l.FileSize)},
+		{syscall.RLIMIT_NOFILE, uint64(l.OpenFiles), uint64(l.OpenFiles)},
+		{rlimitNproc, uint64(l.Processes), uint64(l.Processes)},
 	} {
-		if err := syscall.Setrlimit(r.res, &syscall.Rlimit{Cur: r.max, Max: r.max}); err != nil {
+		if err := syscall.Setrlimit(r.res, &syscall.Rlimit{Cur: r.cur, Max: r.max}); err != nil {
 			return fail("setting limit %d: %v", r.res, err)
 		}
 	}
@@ -609,9 +611,10 @@ func lookPath(argv0 string, env []string) (string, error) {
 
 // collect reads the Collect files back after every process of the sandbox
 // is gone (so nothing can swap them meanwhile). This runs as root, so it
-// must not be tricked into reading the host: os.Root refuses paths that
-// leave WorkDir, O_NOFOLLOW refuses a final symlink, and only regular
-// files on the tmpfs itself are read (O_NONBLOCK: a FIFO cannot hang it).
+// must not be tricked into reading the host: os.Root refuses any path or
+// symlink that leaves WorkDir (a link inside it is harmless), and only
+// regular files on the tmpfs itself are read (O_NONBLOCK: a FIFO cannot
+// hang it).
 func collect(w *wireSpec) (map[string][]byte, []string) {
 	files := map[string][]byte{}
 	var cut []string
@@ -629,7 +632,7 @@ func collect(w *wireSpec) (map[string][]byte, []string) {
 	}
 	rootDev := rootInfo.Sys().(*syscall.Stat_t).Dev
 	for _, name := range w.Collect {
-		f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			continue
 		}
