@@ -145,7 +145,7 @@ type Spec struct {
 	User    string   // the dedicated unprivileged user to run as (must exist; uid and gid 0 are refused)
 	Files   []File   // copied into {dir}
 	Argv    []string // run in {dir}; "{dir}" in an argument is replaced by WorkDir; Argv[0] is looked up in Env's PATH
-	Env     []string // the whole environment, "{dir}" replaced; nil means DefaultEnv
+	Env     []string // the whole environment, "{dir}" replaced; nil means DefaultEnv; LTIGRADE_*, JUPYTERHUB_*, JPY_* are refused
 	Limits  Limits   // zero fields take DefaultLimits
 	Collect []string // files read back from {dir} after the run: regular files only, never through a link out of {dir}
 }
@@ -274,8 +274,16 @@ func prepare(s Spec) (*wireSpec, error) {
 		env = DefaultEnv
 	}
 	for _, e := range env {
-		if !strings.Contains(e, "=") {
+		name, _, ok := strings.Cut(e, "=")
+		if !ok {
 			return nil, fmt.Errorf("sandbox: environment entry %q is not NAME=value", e)
+		}
+		for _, p := range serviceEnvPrefixes {
+			if strings.HasPrefix(name, p) {
+				// Most likely os.Environ() passed through: the grader must
+				// not learn the service's config, database or hub token.
+				return nil, fmt.Errorf("sandbox: environment variable %s is the service's or the hub's, not the grader's; build the environment from scratch", name)
+			}
 		}
 		w.Env = append(w.Env, expand(e))
 	}
@@ -315,6 +323,10 @@ func prepare(s Spec) (*wireSpec, error) {
 	}
 	return w, nil
 }
+
+// serviceEnvPrefixes name variables of ltigrade and JupyterHub (JPY_ is the
+// hub's older prefix), which never belong in a grader's environment.
+var serviceEnvPrefixes = []string{"LTIGRADE_", "JUPYTERHUB_", "JPY_"}
 
 func expand(s string) string { return strings.ReplaceAll(s, "{dir}", WorkDir) }
 

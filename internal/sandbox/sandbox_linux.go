@@ -27,6 +27,11 @@ const cloneFlags = syscall.CLONE_NEWNS | syscall.CLONE_NEWNET | syscall.CLONE_NE
 // the files); the parent's kill is for an init that cannot.
 const backstop = 15 * time.Second
 
+// executable is the binary Run starts as the first stage: this very one,
+// even if its file was replaced or deleted by an upgrade since the service
+// started. Tests point it at a built ltigrade.
+var executable = "/proc/self/exe"
+
 func available() error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("%w: it needs root (to make namespaces and switch to the sandbox user)", ErrUnavailable)
@@ -59,9 +64,7 @@ func run(ctx context.Context, w *wireSpec) (*Result, error) {
 	}
 	stdout := &tail{max: int(w.Limits.Output)}
 	stderr := &tail{max: int(w.Limits.Output)}
-	// /proc/self/exe is this very binary even if its file was replaced or
-	// deleted by an upgrade since the service started.
-	cmd := exec.Command("/proc/self/exe", ExecCommand, "init")
+	cmd := exec.Command(executable, ExecCommand, "init")
 	cmd.Args[0] = "ltigrade-sandbox"
 	cmd.Env = []string{} // not nil: nil would inherit the service's environment
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -157,7 +160,8 @@ func lastLine(b []byte) []byte {
 // stage. It returns an exit code, or does not return (the second stage
 // becomes the program).
 func Exec(args []string) int {
-	if len(args) == 1 {
+	// Started by Run, fd 3 is the spec's pipe; from a shell it is not.
+	if len(args) == 1 && isPipe(3) {
 		switch args[0] {
 		case "init":
 			return stageInit()
@@ -167,6 +171,11 @@ func Exec(args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "%s is started by the sandbox itself (internal/sandbox), not by hand\n", ExecCommand)
 	return 2
+}
+
+func isPipe(fd int) bool {
+	var st syscall.Stat_t
+	return syscall.Fstat(fd, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFIFO
 }
 
 // runSpec is what the first stage sends the second on its pipe.
@@ -323,9 +332,8 @@ func readOnlyTree(each bool) error {
 		if errno == 0 {
 			return nil
 		}
-		if errno != syscall.ENOSYS {
-			return fmt.Errorf("making the file tree read-only: %w", errno)
-		}
+		// ENOSYS before 5.12; EPERM where a seccomp filter does not know
+		// it: the remount below either works or says why not.
 	}
 	// Before 5.12: remount each mount, keeping the restrictions it had.
 	data, err := os.ReadFile("/proc/self/mountinfo")

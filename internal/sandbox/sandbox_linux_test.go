@@ -559,3 +559,139 @@ func BenchmarkRunTrue(b *testing.B) {
 	slices.Sort(times)
 	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
 }
+
+// The program runs under the limits it was given.
+func TestLimitsApplyToTheProgram(t *testing.T) {
+	u := needSandbox(t)
+	res := mustRun(t, Spec{User: u, Argv: []string{"cat", "/proc/self/limits"}, Limits: Limits{
+		CPU: 7 * time.Second, Memory: 300 << 20, Processes: 33, FileSize: 5 << 20, OpenFiles: 77}})
+	for _, want := range [][]string{
+		{"Max cpu time", "7", "8"},
+		{"Max file size", "5242880", "5242880"},
+		{"Max core file size", "0", "0"},
+		{"Max processes", "33", "33"},
+		{"Max open files", "77", "77"},
+		{"Max address space", "314572800", "314572800"},
+	} {
+		found := false
+		for _, line := range strings.Split(string(res.Stdout), "\n") {
+			if f := strings.Fields(strings.TrimPrefix(line, want[0])); strings.HasPrefix(line, want[0]) && len(f) >= 2 {
+				found = true
+				if f[0] != want[1] || f[1] != want[2] {
+					t.Errorf("%s: soft %s hard %s, want %s %s", want[0], f[0], f[1], want[1], want[2])
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %q in /proc/self/limits", want[0])
+		}
+	}
+}
+
+func TestMemoryLimitStopsAHog(t *testing.T) {
+	u := needSandbox(t)
+	py := needPython(t)
+	res := mustRun(t, Spec{User: u, Argv: []string{py, "-c", `
+try:
+    b = bytearray(1 << 30)
+    print("allocated")
+except MemoryError:
+    print("MemoryError")
+`}, Limits: Limits{Memory: 256 << 20}})
+	if strings.TrimSpace(string(res.Stdout)) != "MemoryError" {
+		t.Errorf("allocating 1 GiB under a 256 MiB limit: %s, stdout %q", res.Summary(), res.Stdout)
+	}
+}
+
+// Workers run sandboxes side by side, as the same user.
+func TestConcurrentRuns(t *testing.T) {
+	u := needSandbox(t)
+	const n = 4
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			res, err := Run(context.Background(), Spec{User: u, Files: []File{{Name: "n", Data: []byte(strconv.Itoa(i))}},
+				Argv: []string{"sh", "-c", "cat n; cat n > out"}, Collect: []string{"out"}})
+			switch {
+			case err != nil:
+				errs <- err
+			case string(res.Stdout) != strconv.Itoa(i) || string(res.Files["out"]) != strconv.Itoa(i):
+				errs <- fmt.Errorf("run %d saw %q and collected %q", i, res.Stdout, res.Files["out"])
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// A killed sandbox leaves no mount, directory or process on the host.
+func TestTimeoutLeavesNothingBehind(t *testing.T) {
+	u := needSandbox(t)
+	before := hostMountPoints(t)
+	_, statErr := os.Stat(WorkDir)
+	res := mustRun(t, Spec{User: u, Files: []File{{Name: "f", Data: []byte("x")}},
+		Argv: []string{"sh", "-c", "sleep 600 & sleep 600"}, Limits: Limits{Wall: 500 * time.Millisecond}})
+	if !res.TimedOut {
+		t.Fatalf("expected a timeout, got %s", res.Summary())
+	}
+	after := hostMountPoints(t)
+	for mp := range after {
+		if !before[mp] {
+			t.Errorf("new mount on the host after the run: %s", mp)
+		}
+	}
+	if _, err := os.Stat(WorkDir); errors.Is(statErr, os.ErrNotExist) && !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s appeared on the host", WorkDir)
+	}
+	if left := processesOf(t, uidOf(t, u)); len(left) > 0 {
+		t.Errorf("processes of the sandbox user survived: %q", left)
+	}
+}
+
+func hostMountPoints(t *testing.T) map[string]bool {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mps := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			mps[f[4]+" "+f[len(f)-3]] = true // mount point and file system type
+		}
+	}
+	return mps
+}
+
+// The service runs the sandbox through ltigrade's hidden command: build the
+// real binary and let Run start it.
+func TestLtigradeBinaryRunsTheSandbox(t *testing.T) {
+	u := needSandbox(t)
+	if testing.Short() {
+		t.Skip("builds ltigrade")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build ltigrade with")
+	}
+	bin := filepath.Join(t.TempDir(), "ltigrade")
+	build := exec.Command(goBin, "build", "-o", bin, "github.com/ltigrade/ltigrade/cmd/ltigrade")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	executable = bin
+	defer func() { executable = "/proc/self/exe" }()
+	res := mustRun(t, Spec{User: u, Argv: []string{"sh", "-c", "id -u; echo hi > out"}, Collect: []string{"out"}})
+	if strings.TrimSpace(string(res.Stdout)) != uidOf(t, u) || string(res.Files["out"]) != "hi\n" {
+		t.Errorf("through ltigrade: stdout %q, files %q", res.Stdout, res.Files)
+	}
+	// By hand it explains itself instead of doing anything.
+	out, err := exec.Command(bin, ExecCommand, "init").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not by hand") {
+		t.Errorf("by hand: %v: %s", err, out)
+	}
+}

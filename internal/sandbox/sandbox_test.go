@@ -23,6 +23,8 @@ func TestPrepareRefusesBadSpecs(t *testing.T) {
 		{"hidden dotdot", Spec{User: "root", Argv: []string{"true"}, Files: []File{{Name: "a/../../x"}}}, "inside the working directory"},
 		{"collect outside", Spec{User: "root", Argv: []string{"true"}, Collect: []string{"../../etc/shadow"}}, "inside the working directory"},
 		{"bad env", Spec{User: "root", Argv: []string{"true"}, Env: []string{"NOEQUALS"}}, "NAME=value"},
+		{"service env", Spec{User: "root", Argv: []string{"true"}, Env: []string{"PATH=/bin", "LTIGRADE_CONFIG=/etc/ltigrade/config.toml"}}, "LTIGRADE_CONFIG"},
+		{"hub env", Spec{User: "root", Argv: []string{"true"}, Env: []string{"JUPYTERHUB_API_TOKEN=x"}}, "JUPYTERHUB_API_TOKEN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The other cases name root too: their own fault must be reported
