@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -189,8 +190,11 @@ type runSpec struct {
 // stageInit is the sandbox's init (pid 1 of its pid namespace, still root):
 // fd 3 brings the spec, fd 4 takes the report.
 func stageInit() int {
-	syscall.CloseOnExec(3)
-	syscall.CloseOnExec(4)
+	// Whatever the service had open without close-on-exec (inherited from
+	// its own parent, or opened by a C library) stops here.
+	if err := closeOnExecFrom(3); err != nil {
+		return 1
+	}
 	out := os.NewFile(4, "report")
 	send := func(r wireResult) int {
 		if err := gob.NewEncoder(out).Encode(r); err != nil {
@@ -277,6 +281,9 @@ func setupMounts(w *wireSpec) error {
 	if err := readOnlyTree(w.RemountEach); err != nil {
 		return err
 	}
+	if err := minimalDev(); err != nil {
+		return err
+	}
 	inodes := w.Limits.Disk / 16384
 	if inodes < 4096 {
 		inodes = 4096
@@ -292,6 +299,10 @@ func setupMounts(w *wireSpec) error {
 			}
 		}
 	}
+	// Now /dev is complete: nothing may be added to it.
+	if err := syscall.Mount("", "/dev", "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("making /dev read-only: %w", err)
+	}
 	// hidepid=2: the program sees its own processes only, not the root init.
 	if err := syscall.Mount("proc", "/proc", "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "hidepid=2"); err != nil {
 		return fmt.Errorf("mounting /proc: %w", err)
@@ -304,6 +315,53 @@ func setupMounts(w *wireSpec) error {
 	}
 	if err := os.Chown(WorkDir, w.UID, w.GID); err != nil {
 		return fmt.Errorf("giving %s to the sandbox user: %w", WorkDir, err)
+	}
+	return nil
+}
+
+// devices are the host's device nodes a program gets; everything else in
+// the host's /dev (disks, GPUs, kvm, fuse, tun, consoles, the kernel log)
+// stays out of reach.
+var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+const oPath = 0x200000 // O_PATH, which package syscall does not name
+
+// minimalDev puts a tmpfs on /dev holding only devices (bind mounts of the
+// host's nodes), the usual fd and std* links, and shm.
+func minimalDev() error {
+	// The host's nodes are hidden once the tmpfs is on /dev: hold them by
+	// O_PATH descriptors and bind from /proc/self/fd (the host's /proc is
+	// still mounted at this point).
+	fds := make([]int, len(devices))
+	for i, d := range devices {
+		fd, err := syscall.Open("/dev/"+d, oPath|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("opening /dev/%s: %w", d, err)
+		}
+		defer syscall.Close(fd)
+		fds[i] = fd
+	}
+	if err := syscall.Mount("tmpfs", "/dev", "tmpfs", syscall.MS_NOSUID|syscall.MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755"); err != nil {
+		return fmt.Errorf("mounting /dev: %w", err)
+	}
+	for i, d := range devices {
+		node := "/dev/" + d
+		f, err := os.OpenFile(node, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+		if err != nil {
+			return fmt.Errorf("making %s: %w", node, err)
+		}
+		f.Close()
+		if err := syscall.Mount("/proc/self/fd/"+strconv.Itoa(fds[i]), node, "", syscall.MS_BIND, ""); err != nil {
+			return fmt.Errorf("binding %s: %w", node, err)
+		}
+	}
+	for link, target := range map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"} {
+		if err := os.Symlink(target, "/dev/"+link); err != nil {
+			return fmt.Errorf("making /dev/%s: %w", link, err)
+		}
+	}
+	if err := os.Mkdir("/dev/shm", 0o1777); err != nil {
+		return fmt.Errorf("making /dev/shm: %w", err)
 	}
 	return nil
 }
@@ -481,6 +539,13 @@ func startStage2(w *wireSpec) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The streams are pipes the service made as root (mode 0600): give them
+	// to the user so that opening /dev/stdout or /dev/stderr by path works.
+	for _, fd := range []int{1, 2} {
+		if err := syscall.Fchown(fd, w.UID, w.GID); err != nil {
+			return 0, fmt.Errorf("giving the output streams to the sandbox user: %w", err)
+		}
+	}
 	pid, err := syscall.ForkExec("/proc/self/exe", []string{"ltigrade-sandbox", ExecCommand, "run"}, &syscall.ProcAttr{
 		Dir:   WorkDir,
 		Env:   []string{},
@@ -516,8 +581,9 @@ func startStage2(w *wireSpec) (int, error) {
 // drops to the user, sets the limits and execs the program; fd 3 brings its
 // spec, fd 4 takes an error (and closes on a successful exec).
 func stageRun() int {
-	syscall.CloseOnExec(3)
-	syscall.CloseOnExec(4)
+	if err := closeOnExecFrom(3); err != nil {
+		return 1
+	}
 	fail := func(format string, a ...any) int {
 		_, _ = syscall.Write(4, []byte(fmt.Sprintf(format, a...)))
 		return 1
@@ -586,9 +652,33 @@ func stageRun() int {
 			return fail("setting limit %d: %v", r.res, err)
 		}
 	}
+	// Nothing but the three streams goes through the exec (the first stage
+	// already did this; this is the last line).
+	if err := closeOnExecFrom(3); err != nil {
+		return fail("closing inherited descriptors: %v", err)
+	}
 	_, _, errno := syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(pathp)),
 		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])))
 	return fail("exec %s: %v", path, errno)
+}
+
+// closeOnExecFrom marks every descriptor from min on close-on-exec (not
+// closed: the Go runtime has its own among them).
+func closeOnExecFrom(min int) error {
+	const sysCloseRange, closeRangeCloexec = 436, 4 // Linux 5.11
+	if _, _, errno := syscall.RawSyscall(sysCloseRange, uintptr(min), ^uintptr(0), closeRangeCloexec); errno == 0 {
+		return nil
+	}
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= min {
+			syscall.CloseOnExec(fd)
+		}
+	}
+	return nil
 }
 
 const rlimitNproc = 6 // RLIMIT_NPROC, which package syscall does not name

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -542,10 +543,15 @@ func TestSourceFilesAreCopied(t *testing.T) {
 }
 
 // BenchmarkRunTrue measures one sandbox around `true`; run with
-// -bench RunTrue -benchtime 20x for the median of 20.
+// -bench RunTrue -benchtime 20x for the median of 20, with
+// LTIGRADE_SANDBOX_BENCH_BIN=path/to/ltigrade to start that binary.
 func BenchmarkRunTrue(b *testing.B) {
 	if os.Geteuid() != 0 || testUser == "" || Available() != nil {
 		b.Skip("needs root, namespaces and useradd")
+	}
+	if bin := os.Getenv("LTIGRADE_SANDBOX_BENCH_BIN"); bin != "" { // a built ltigrade, to time its start-up instead
+		executable = bin
+		defer func() { executable = "/proc/self/exe" }()
 	}
 	var times []time.Duration
 	for b.Loop() {
@@ -693,5 +699,60 @@ func TestLtigradeBinaryRunsTheSandbox(t *testing.T) {
 	out, err := exec.Command(bin, ExecCommand, "init").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "not by hand") {
 		t.Errorf("by hand: %v: %s", err, out)
+	}
+}
+
+// A descriptor the service holds without close-on-exec (one inherited from
+// its own parent, or opened by a C library) must not reach the program.
+func TestServiceDescriptorsDoNotLeak(t *testing.T) {
+	u := needSandbox(t)
+	secret := "SECRET-" + randHex(8)
+	path := filepath.Join(t.TempDir(), "ltigrade.db")
+	if err := os.WriteFile(path, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Open(path, syscall.O_RDONLY, 0) // no O_CLOEXEC
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	const high = 200
+	if err := syscall.Dup3(fd, high, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(high)
+	py := needPython(t)
+	res := mustRun(t, Spec{User: u, Argv: []string{py, "-c", `import os
+print(" ".join(sorted(os.listdir("/proc/self/fd"))))
+try:
+    print(os.read(200, 100))
+except OSError as e:
+    print("read failed", e.errno)
+`}})
+	if strings.Contains(string(res.Stdout)+string(res.Stderr), secret) {
+		t.Errorf("the program read the service's open file")
+	}
+	// listdir's own descriptor is 3; nothing else beyond the streams.
+	if lines := strings.Split(string(res.Stdout), "\n"); lines[0] != "0 1 2 3" || lines[1] != "read failed 9" {
+		t.Errorf("the program has descriptors %q and read %q, want only 0 1 2 (and listdir's 3) and EBADF", lines[0], lines[1])
+	}
+}
+
+// Scripts write to /dev/stdout and /dev/stderr by path: that must reach the
+// streams. The rest of /dev is a minimal set, not the host's devices.
+func TestDevIsMinimalAndWorks(t *testing.T) {
+	u := needSandbox(t)
+	res := mustRun(t, Spec{User: u, Argv: []string{"sh", "-c", `echo to-out > /dev/stdout; echo to-err > /dev/stderr
+echo x > /dev/null && head -c 4 /dev/urandom | wc -c && head -c 2 /dev/zero | wc -c; ls /dev; touch /dev/new`}})
+	if !strings.HasPrefix(string(res.Stdout), "to-out\n4\n2\n") || !strings.HasPrefix(string(res.Stderr), "to-err\n") {
+		t.Errorf("writing /dev/stdout, /dev/stderr, /dev/null or reading /dev/urandom, /dev/zero failed")
+	}
+	devs := strings.Fields(strings.TrimPrefix(string(res.Stdout), "to-out\n4\n2\n"))
+	want := []string{"fd", "full", "null", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero"}
+	if !slices.Equal(devs, want) {
+		t.Errorf("/dev holds %q, want %q", devs, want)
+	}
+	if !strings.Contains(string(res.Stderr), "/dev/new") {
+		t.Errorf("the program could create a file in /dev")
 	}
 }
