@@ -55,6 +55,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -146,9 +147,24 @@ type Spec struct {
 	Files   []File   // copied into {dir}
 	Argv    []string // run in {dir}; "{dir}" in an argument is replaced by WorkDir; Argv[0] is looked up in Env's PATH
 	Env     []string // the whole environment, "{dir}" replaced; nil means DefaultEnv; LTIGRADE_*, JUPYTERHUB_*, JPY_* are refused
+	// ReadOnly lists host paths the program may also see, read-only, at the
+	// same place: the grader's software (a venv, /opt/tljh/user). Absolute;
+	// SystemPaths are always visible; /tmp, /dev and /proc are the sandbox's own.
+	ReadOnly []string
 	Limits  Limits   // zero fields take DefaultLimits
 	Collect []string // files read back from {dir} after the run: regular files only, never through a link out of {dir}
 }
+
+// SystemPaths are the host paths every sandbox sees, read-only: enough to
+// run programs from the system (/etc for passwd, ld.so.cache, certificates,
+// time zones). Paths missing on the host are skipped. Everything else of
+// the host (/home, /root, /var, /srv, /opt, /run, /mnt, /media, /boot) is
+// absent unless listed in Spec.ReadOnly.
+var SystemPaths = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys"}
+
+// HiddenPaths are emptied inside the sandbox even where SystemPaths show
+// them: ltigrade's own configuration, secrets or not.
+var HiddenPaths = []string{"/etc/ltigrade"}
 
 // DefaultEnv is the environment of a Spec without Env.
 var DefaultEnv = []string{
@@ -232,10 +248,19 @@ type wireSpec struct {
 	Env      []string
 	Limits   Limits
 	Collect  []string
+	Visible  []visiblePath // SystemPaths and Spec.ReadOnly, parents first
+	Hidden   []string
 	Probe    bool // set up the namespaces and mounts, then report without running anything
 	// RemountEach makes the file tree read-only mount by mount, as on kernels
 	// before mount_setattr (5.12); tests force it to cover that path.
 	RemountEach bool
+}
+
+// visiblePath is a host directory or file shown read-only at Path; Source
+// is where it really is (Path with symlinks resolved), or for a symbolic
+// link at the top (/bin -> usr/bin on merged-/usr systems), Link.
+type visiblePath struct {
+	Path, Source, Link string
 }
 
 type wireFile struct {
@@ -311,6 +336,10 @@ func prepare(s Spec) (*wireSpec, error) {
 		w.Collect = append(w.Collect, name)
 	}
 	var err error
+	if w.Visible, err = visiblePaths(s.ReadOnly); err != nil {
+		return nil, err
+	}
+	w.Hidden = HiddenPaths
 	if w.UID, w.GID, err = lookupUser(s.User); err != nil {
 		return nil, err
 	}
@@ -322,6 +351,57 @@ func prepare(s Spec) (*wireSpec, error) {
 		}
 	}
 	return w, nil
+}
+
+// visiblePaths checks Spec.ReadOnly and adds it to SystemPaths, sorted so
+// that a parent comes before what is inside it, dropping what an earlier
+// path already shows.
+func visiblePaths(extra []string) ([]visiblePath, error) {
+	var out []visiblePath
+	for _, p := range SystemPaths {
+		fi, err := os.Lstat(p)
+		switch {
+		case err != nil:
+			continue
+		case fi.Mode()&os.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				continue
+			}
+			out = append(out, visiblePath{Path: p, Link: link})
+		default:
+			out = append(out, visiblePath{Path: p, Source: p})
+		}
+	}
+	for _, p := range extra {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" {
+			return nil, fmt.Errorf("sandbox: read-only path %q must be absolute and clean, and not /", p)
+		}
+		for _, own := range []string{"/tmp", "/var/tmp", "/dev", "/proc"} {
+			if p == own || strings.HasPrefix(p, own+"/") {
+				return nil, fmt.Errorf("sandbox: read-only path %q is inside %s, which is the sandbox's own", p, own)
+			}
+		}
+		src, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: read-only path %w", err)
+		}
+		out = append(out, visiblePath{Path: p, Source: src})
+	}
+	slices.SortStableFunc(out, func(a, b visiblePath) int { return strings.Compare(a.Path, b.Path) })
+	var kept []visiblePath
+	for _, v := range out {
+		covered := false
+		for _, k := range kept {
+			if v.Path == k.Path || strings.HasPrefix(v.Path, k.Path+"/") {
+				covered = true
+			}
+		}
+		if !covered {
+			kept = append(kept, v)
+		}
+	}
+	return kept, nil
 }
 
 // serviceEnvPrefixes name variables of ltigrade and JupyterHub (JPY_ is the

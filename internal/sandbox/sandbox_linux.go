@@ -269,19 +269,46 @@ func stageInit() int {
 	return send(res)
 }
 
-// setupMounts gives the sandbox its file tree: everything read-only and
-// nosuid, a fresh tmpfs on /tmp (shared with /var/tmp and /dev/shm) holding
-// WorkDir, and a /proc of its own pid namespace.
+// newRoot is where the sandbox's root is assembled before pivot_root: the
+// host's /tmp, covered by a tmpfs in this mount namespace only.
+const newRoot = "/tmp"
+
+// setupMounts gives the sandbox its own root: the visible paths read-only
+// and nosuid, a minimal /dev, a fresh tmpfs on /tmp (shared with /var/tmp
+// and /dev/shm) holding WorkDir, and a /proc of its own pid namespace.
+// The host's root is then pivoted away and detached.
 func setupMounts(w *wireSpec) error {
 	// Nothing mounted here may propagate back to the host, nor the host's
 	// later mounts in.
 	if err := syscall.Mount("none", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
-	if err := readOnlyTree(w.RemountEach); err != nil {
+	if err := syscall.Mount("tmpfs", newRoot, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "size=1m,nr_inodes=4096,mode=0755"); err != nil {
+		return fmt.Errorf("mounting the sandbox's root: %w", err)
+	}
+	in := func(p string) string { return filepath.Join(newRoot, p) }
+	for _, d := range []string{"/dev", "/proc", "/tmp", "/var/tmp"} {
+		if err := os.MkdirAll(in(d), 0o755); err != nil {
+			return fmt.Errorf("making %s: %w", d, err)
+		}
+	}
+	for _, v := range w.Visible {
+		if err := showPath(in(v.Path), v); err != nil {
+			return err
+		}
+	}
+	for _, h := range w.Hidden {
+		if fi, err := os.Stat(in(h)); err == nil && fi.IsDir() {
+			if err := syscall.Mount("tmpfs", in(h), "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "size=4k,nr_inodes=16,mode=0755"); err != nil {
+				return fmt.Errorf("hiding %s: %w", h, err)
+			}
+		}
+	}
+	if err := readOnlyTree(newRoot, w.RemountEach); err != nil {
 		return err
 	}
-	if err := minimalDev(); err != nil {
+	// The writable part, mounted after the tree was made read-only.
+	if err := minimalDev(in("/dev")); err != nil {
 		return err
 	}
 	inodes := w.Limits.Disk / 16384
@@ -289,23 +316,35 @@ func setupMounts(w *wireSpec) error {
 		inodes = 4096
 	}
 	opts := fmt.Sprintf("size=%d,nr_inodes=%d,mode=1777", w.Limits.Disk, inodes)
-	if err := syscall.Mount("tmpfs", "/tmp", "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, opts); err != nil {
+	if err := syscall.Mount("tmpfs", in("/tmp"), "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mounting the tmpfs on /tmp: %w", err)
 	}
 	for _, d := range []string{"/var/tmp", "/dev/shm"} {
-		if fi, err := os.Lstat(d); err == nil && fi.IsDir() {
-			if err := syscall.Mount("/tmp", d, "", syscall.MS_BIND, ""); err != nil {
-				return fmt.Errorf("binding /tmp on %s: %w", d, err)
-			}
+		if err := syscall.Mount(in("/tmp"), in(d), "", syscall.MS_BIND, ""); err != nil {
+			return fmt.Errorf("binding /tmp on %s: %w", d, err)
 		}
 	}
 	// Now /dev is complete: nothing may be added to it.
-	if err := syscall.Mount("", "/dev", "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NOEXEC, ""); err != nil {
+	if err := syscall.Mount("", in("/dev"), "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("making /dev read-only: %w", err)
 	}
 	// hidepid=2: the program sees its own processes only, not the root init.
-	if err := syscall.Mount("proc", "/proc", "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "hidepid=2"); err != nil {
+	if err := syscall.Mount("proc", in("/proc"), "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "hidepid=2"); err != nil {
 		return fmt.Errorf("mounting /proc: %w", err)
+	}
+	// pivot_root(".", ".") stacks the old root on the new one; detaching it
+	// leaves nothing of the host's tree reachable by path.
+	if err := syscall.Chdir(newRoot); err != nil {
+		return fmt.Errorf("entering the sandbox's root: %w", err)
+	}
+	if err := syscall.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := syscall.Unmount(".", syscall.MNT_DETACH); err != nil {
+		return fmt.Errorf("detaching the host's root: %w", err)
+	}
+	if err := syscall.Chdir("/"); err != nil {
+		return err
 	}
 	if w.Probe {
 		return nil
@@ -319,6 +358,39 @@ func setupMounts(w *wireSpec) error {
 	return nil
 }
 
+// showPath makes v visible at dst in the new root: the same symbolic link,
+// or a recursive bind mount of its source (made read-only with the rest).
+func showPath(dst string, v visiblePath) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("showing %s: %w", v.Path, err)
+	}
+	if v.Link != "" {
+		if err := os.Symlink(v.Link, dst); err != nil {
+			return fmt.Errorf("showing %s: %w", v.Path, err)
+		}
+		return nil
+	}
+	fi, err := os.Stat(v.Source)
+	if err != nil {
+		return fmt.Errorf("showing %s: %w", v.Path, err)
+	}
+	if fi.IsDir() {
+		err = os.Mkdir(dst, 0o755)
+	} else {
+		var f *os.File
+		if f, err = os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("showing %s: %w", v.Path, err)
+	}
+	if err := syscall.Mount(v.Source, dst, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+		return fmt.Errorf("showing %s: %w", v.Path, err)
+	}
+	return nil
+}
+
 // devices are the host's device nodes a program gets; everything else in
 // the host's /dev (disks, GPUs, kvm, fuse, tun, consoles, the kernel log)
 // stays out of reach.
@@ -326,12 +398,11 @@ var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
 const oPath = 0x200000 // O_PATH, which package syscall does not name
 
-// minimalDev puts a tmpfs on /dev holding only devices (bind mounts of the
-// host's nodes), the usual fd and std* links, and shm.
-func minimalDev() error {
-	// The host's nodes are hidden once the tmpfs is on /dev: hold them by
-	// O_PATH descriptors and bind from /proc/self/fd (the host's /proc is
-	// still mounted at this point).
+// minimalDev puts a tmpfs on dev (the sandbox's /dev) holding only devices
+// (bind mounts of the host's nodes), the usual fd and std* links, and shm.
+func minimalDev(dev string) error {
+	// Bind from O_PATH descriptors through /proc/self/fd (the host's /proc
+	// at this point), so that nothing but the node itself is resolved.
 	fds := make([]int, len(devices))
 	for i, d := range devices {
 		fd, err := syscall.Open("/dev/"+d, oPath|syscall.O_CLOEXEC, 0)
@@ -341,11 +412,11 @@ func minimalDev() error {
 		defer syscall.Close(fd)
 		fds[i] = fd
 	}
-	if err := syscall.Mount("tmpfs", "/dev", "tmpfs", syscall.MS_NOSUID|syscall.MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755"); err != nil {
+	if err := syscall.Mount("tmpfs", dev, "tmpfs", syscall.MS_NOSUID|syscall.MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755"); err != nil {
 		return fmt.Errorf("mounting /dev: %w", err)
 	}
 	for i, d := range devices {
-		node := "/dev/" + d
+		node := filepath.Join(dev, d)
 		f, err := os.OpenFile(node, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
 		if err != nil {
 			return fmt.Errorf("making %s: %w", node, err)
@@ -356,11 +427,11 @@ func minimalDev() error {
 		}
 	}
 	for link, target := range map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"} {
-		if err := os.Symlink(target, "/dev/"+link); err != nil {
+		if err := os.Symlink(target, filepath.Join(dev, link)); err != nil {
 			return fmt.Errorf("making /dev/%s: %w", link, err)
 		}
 	}
-	if err := os.Mkdir("/dev/shm", 0o1777); err != nil {
+	if err := os.Mkdir(filepath.Join(dev, "shm"), 0o1777); err != nil {
 		return fmt.Errorf("making /dev/shm: %w", err)
 	}
 	return nil
@@ -377,13 +448,13 @@ const (
 	remountFlagsFixed = syscall.MS_REMOUNT | syscall.MS_BIND | syscall.MS_RDONLY | syscall.MS_NOSUID
 )
 
-// readOnlyTree makes every mount of this namespace read-only and nosuid:
+// readOnlyTree makes every mount at or under root read-only and nosuid:
 // the program may then write nowhere but the tmpfs mounted afterwards,
-// however world-writable a host directory is.
-func readOnlyTree(each bool) error {
+// however world-writable a host directory it sees is.
+func readOnlyTree(root string, each bool) error {
 	if !each {
 		attr := struct{ set, clr, propagation, userns uint64 }{set: mountAttrRdonly | mountAttrNosuid}
-		path := []byte("/\x00")
+		path := []byte(root + "\x00")
 		dirfd := atFdcwd
 		_, _, errno := syscall.Syscall6(sysMountSetattr, uintptr(dirfd), uintptr(unsafe.Pointer(&path[0])),
 			atRecursive, uintptr(unsafe.Pointer(&attr)), mountAttrSize, 0)
@@ -404,6 +475,9 @@ func readOnlyTree(each bool) error {
 			continue
 		}
 		mp := unescapeMountinfo(f[4])
+		if mp != root && !strings.HasPrefix(mp, root+"/") {
+			continue
+		}
 		flags := uintptr(remountFlagsFixed)
 		for _, o := range strings.Split(f[5], ",") {
 			switch o {

@@ -112,9 +112,10 @@ func clip(b []byte) string {
 	return string(b)
 }
 
-// hostVisibleDir makes a directory the sandbox can see (unlike t.TempDir,
-// which is under /tmp, private in the sandbox), removed after the test.
-func hostVisibleDir(t *testing.T, mode os.FileMode) string {
+// hostDir makes a directory outside /tmp (which is private in the sandbox),
+// like the service's /var/lib/ltigrade, removed after the test. The sandbox
+// sees it only when it is listed in Spec.ReadOnly.
+func hostDir(t *testing.T, mode os.FileMode) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("/var/lib", "ltigrade-sandbox-test-")
 	if err != nil {
@@ -207,10 +208,10 @@ func TestSecretFilesAreUnreadable(t *testing.T) {
 	u := needSandbox(t)
 	secret := "SECRET-" + randHex(8)
 	public := "PUBLIC-" + randHex(8)
-	// A 0600 root file where the sandbox can see it, like the service's
-	// database or config, next to a world-readable one that proves it can
-	// see there at all.
-	visible := hostVisibleDir(t, 0o755)
+	// A 0600 root file where the sandbox can see it (a path it was given
+	// read-only), like a database or key left in the grader's software,
+	// next to a world-readable one that proves it can see there at all.
+	visible := hostDir(t, 0o755)
 	if err := os.WriteFile(filepath.Join(visible, "ltigrade.db"), []byte(secret), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestSecretFilesAreUnreadable(t *testing.T) {
 	if err := os.WriteFile(hidden, []byte(secret), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	res := mustRun(t, Spec{User: u, Argv: []string{"sh", "-c", `cat "$1/public.txt"; echo; cat "$1/ltigrade.db"; cat "$2"; ls "$(dirname "$2")"`,
+	res := mustRun(t, Spec{User: u, ReadOnly: []string{visible}, Argv: []string{"sh", "-c", `cat "$1/public.txt"; echo; cat "$1/ltigrade.db"; cat "$2"; ls "$(dirname "$2")"`,
 		"sh", visible, hidden}})
 	out := string(res.Stdout) + string(res.Stderr)
 	if !strings.Contains(string(res.Stdout), public) {
@@ -421,10 +422,10 @@ func TestWritingOutsideItsDirectoryFails(t *testing.T) {
 			u := needSandbox(t)
 			forceRemountEach = each
 			defer func() { forceRemountEach = false }()
-			open := hostVisibleDir(t, 0o777) // world-writable on the host
+			open := hostDir(t, 0o777) // world-writable on the host
 			tag := randHex(6)
 			targets := []string{open + "/escape", "/tmp/escape-" + tag, "/var/tmp/escape-" + tag, "/dev/shm/escape-" + tag}
-			res := mustRun(t, Spec{User: u, Argv: append([]string{"sh", "-c", `for p; do echo x > "$p" && echo "wrote $p"; done`, "sh"}, targets...)})
+			res := mustRun(t, Spec{User: u, ReadOnly: []string{open}, Argv: append([]string{"sh", "-c", `for p; do echo x > "$p" && echo "wrote $p"; done`, "sh"}, targets...)})
 			if !strings.Contains(string(res.Stderr), "Read-only file system") {
 				t.Errorf("writing to the host's world-writable directory did not fail read-only")
 			}
@@ -482,13 +483,13 @@ echo main done`
 func TestCollectCannotBeTricked(t *testing.T) {
 	u := needSandbox(t)
 	secret := "SECRET-" + randHex(8)
-	visible := hostVisibleDir(t, 0o755)
+	visible := hostDir(t, 0o755)
 	if err := os.WriteFile(filepath.Join(visible, "key.pem"), []byte(secret), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	script := `ln -s "$1/key.pem" link.json; ln -s /etc/shadow shadow.txt; mkfifo fifo; mkdir d; ln -s "$1" d/out
 head -c 3000 /dev/zero > big.bin; echo ok > fine.txt; ln -s fine.txt inner.txt`
-	res := mustRun(t, Spec{User: u, Argv: []string{"sh", "-c", script, "sh", visible},
+	res := mustRun(t, Spec{User: u, ReadOnly: []string{visible}, Argv: []string{"sh", "-c", script, "sh", visible},
 		Collect: []string{"link.json", "shadow.txt", "fifo", "d/out/key.pem", "big.bin", "fine.txt", "inner.txt"},
 		Limits:  Limits{CollectSize: 1000}})
 	for _, name := range []string{"link.json", "shadow.txt", "fifo", "d/out/key.pem"} {
@@ -754,5 +755,98 @@ echo x > /dev/null && head -c 4 /dev/urandom | wc -c && head -c 2 /dev/zero | wc
 	}
 	if !strings.Contains(string(res.Stderr), "/dev/new") {
 		t.Errorf("the program could create a file in /dev")
+	}
+}
+
+// Of the host, the sandbox sees the system (SystemPaths) and the paths it
+// is given, nothing else: not the service's /var/lib, the students' /home,
+// /root, or the sockets in /run.
+func TestOnlyTheSystemAndGivenPathsAreVisible(t *testing.T) {
+	u := needSandbox(t)
+	listed, unlisted := hostDir(t, 0o755), hostDir(t, 0o755)
+	for _, d := range []string{listed, unlisted} {
+		if err := os.WriteFile(filepath.Join(d, "public.txt"), []byte("public "+filepath.Base(d)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// ltigrade's own configuration directory is emptied even inside a
+	// visible path (here one made for the test, as /etc/ltigrade is real).
+	hiddenDir := filepath.Join(listed, "config")
+	if err := os.Mkdir(hiddenDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hiddenDir, "config.toml"), []byte("secret = 1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := HiddenPaths
+	HiddenPaths = append(slices.Clone(old), hiddenDir)
+	defer func() { HiddenPaths = old }()
+	res := mustRun(t, Spec{User: u, ReadOnly: []string{listed}, Argv: []string{"sh", "-c", `ls /; echo ---; cat "$1/public.txt"; echo; cat "$2/public.txt"; ls -A "$1/config"; ls /home /root /run /srv /var/lib/dpkg`,
+		"sh", listed, unlisted}})
+	top := strings.Fields(strings.SplitN(string(res.Stdout), "---", 2)[0])
+	allowed := []string{"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sbin", "sys", "tmp", "usr", "var"}
+	for _, d := range top {
+		if !slices.Contains(allowed, d) {
+			t.Errorf("the sandbox's / shows %s", d)
+		}
+	}
+	if !strings.Contains(string(res.Stdout), "public "+filepath.Base(listed)) {
+		t.Errorf("the listed path was not visible")
+	}
+	if strings.Contains(string(res.Stdout), "public "+filepath.Base(unlisted)) {
+		t.Errorf("an unlisted host directory was visible")
+	}
+	if strings.Contains(string(res.Stdout), "config.toml") {
+		t.Errorf("a hidden path showed its files")
+	}
+	for _, d := range []string{"/home", "/root", "/run", "/srv", "/var/lib/dpkg"} {
+		if !strings.Contains(string(res.Stderr), "cannot access '"+d+"': No such file") {
+			t.Errorf("%s is visible in the sandbox", d)
+		}
+	}
+}
+
+// A unix socket on the host is not fenced by the network namespace: what
+// the sandbox cannot see it cannot connect to (PostgreSQL's 0777 socket,
+// D-Bus, Docker in /run; a service's socket in /var/lib).
+func TestHostUnixSocketsAreUnreachable(t *testing.T) {
+	u := needSandbox(t)
+	py := needPython(t)
+	dir := hostDir(t, 0o777)
+	sock := filepath.Join(dir, "service.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := os.Chmod(sock, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	script := `import socket, sys
+for path in sys.argv[1:]:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(path)
+        print("connected", path)
+    except OSError as e:
+        print("connect failed:", path, e.errno)
+`
+	res := mustRun(t, Spec{User: u, Argv: []string{py, "-c", script, sock, "/run/dbus/system_bus_socket", "/var/run/postgresql/.s.PGSQL.5432"}})
+	if strings.Contains(string(res.Stdout), "connected") || accepted.Load() != 0 {
+		t.Errorf("the sandbox connected to a host unix socket")
+	}
+	if n := strings.Count(string(res.Stdout), "connect failed:"); n != 3 {
+		t.Errorf("%d of 3 connections reported failing; the program did not run as planned", n)
 	}
 }
