@@ -143,16 +143,16 @@ type File struct {
 
 // Spec says what to run and how.
 type Spec struct {
-	User    string   // the dedicated unprivileged user to run as (must exist; uid and gid 0 are refused)
-	Files   []File   // copied into {dir}
-	Argv    []string // run in {dir}; "{dir}" in an argument is replaced by WorkDir; Argv[0] is looked up in Env's PATH
-	Env     []string // the whole environment, "{dir}" replaced; nil means DefaultEnv; LTIGRADE_*, JUPYTERHUB_*, JPY_* are refused
+	User  string   // the dedicated unprivileged user to run as (must exist; uid and gid 0 are refused)
+	Files []File   // copied into {dir}
+	Argv  []string // run in {dir}; "{dir}" in an argument is replaced by WorkDir; Argv[0] is looked up in Env's PATH
+	Env   []string // the whole environment, "{dir}" replaced; nil means DefaultEnv; LTIGRADE_*, JUPYTERHUB_*, JPY_* are refused
 	// ReadOnly lists host paths the program may also see, read-only, at the
 	// same place: the grader's software (a venv, /opt/tljh/user). Absolute;
 	// SystemPaths are always visible; /tmp, /dev and /proc are the sandbox's own.
 	ReadOnly []string
-	Limits  Limits   // zero fields take DefaultLimits
-	Collect []string // files read back from {dir} after the run: regular files only, never through a link out of {dir}
+	Limits   Limits   // zero fields take DefaultLimits
+	Collect  []string // files read back from {dir} after the run: regular files only, never through a link out of {dir}
 }
 
 // SystemPaths are the host paths every sandbox sees, read-only: enough to
