@@ -163,8 +163,8 @@ type Spec struct {
 var SystemPaths = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys"}
 
 // HiddenPaths are emptied inside the sandbox even where SystemPaths show
-// them: ltigrade's own configuration, secrets or not.
-var HiddenPaths = []string{"/etc/ltigrade"}
+// them: ltigrade's and JupyterHub's configuration, whatever their modes.
+var HiddenPaths = []string{"/etc/ltigrade", "/etc/jupyterhub"}
 
 // DefaultEnv is the environment of a Spec without Env.
 var DefaultEnv = []string{

@@ -37,7 +37,12 @@ func available() error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("%w: it needs root (to make namespaces and switch to the sandbox user)", ErrUnavailable)
 	}
-	_, err := run(context.Background(), &wireSpec{Probe: true, Limits: Limits{Wall: 30 * time.Second}.withDefaults()})
+	visible, err := visiblePaths(nil)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	_, err = run(context.Background(), &wireSpec{Probe: true, Visible: visible, Hidden: HiddenPaths,
+		Limits: Limits{Wall: 30 * time.Second}.withDefaults()})
 	if err != nil && !errors.Is(err, ErrUnavailable) {
 		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -66,7 +71,10 @@ func run(ctx context.Context, w *wireSpec) (*Result, error) {
 	stdout := &tail{max: int(w.Limits.Output)}
 	stderr := &tail{max: int(w.Limits.Output)}
 	cmd := exec.Command(executable, ExecCommand, "init")
-	cmd.Args[0] = "ltigrade-sandbox"
+	// argv[0] stays this process's: a binary that picks its command by
+	// argv[0] (testscript runs a test binary as "ltigrade") must get to
+	// ExecCommand, not start over.
+	cmd.Args[0] = os.Args[0]
 	cmd.Env = []string{} // not nil: nil would inherit the service's environment
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.ExtraFiles = []*os.File{specR, resW} // fd 3 and 4 of the first stage
@@ -620,7 +628,7 @@ func startStage2(w *wireSpec) (int, error) {
 			return 0, fmt.Errorf("giving the output streams to the sandbox user: %w", err)
 		}
 	}
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{"ltigrade-sandbox", ExecCommand, "run"}, &syscall.ProcAttr{
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{os.Args[0], ExecCommand, "run"}, &syscall.ProcAttr{
 		Dir:   WorkDir,
 		Env:   []string{},
 		Files: []uintptr{null.Fd(), 1, 2, specR.Fd(), errW.Fd()},

@@ -850,3 +850,39 @@ for path in sys.argv[1:]:
 		t.Errorf("%d of 3 connections reported failing; the program did not run as planned", n)
 	}
 }
+
+// The stages keep this process's argv[0]: a binary that picks its command
+// by argv[0] (testscript's re-exec of a test binary as "ltigrade") must
+// reach the hidden command, not run its tests again inside the sandbox.
+func TestStagesKeepArgv0(t *testing.T) {
+	u := needSandbox(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, Spec{User: u, Argv: []string{"sleep", "30"}})
+		done <- err
+	}()
+	var found [][]string
+	for len(found) == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("the run ended (%v) before its stages were seen", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, d := range dirs {
+			b, _ := os.ReadFile(d)
+			if args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"); len(args) == 3 && args[1] == ExecCommand {
+				found = append(found, args)
+			}
+		}
+	}
+	cancel()
+	<-done
+	for _, args := range found {
+		if args[0] != os.Args[0] {
+			t.Errorf("stage %s runs as %q, want this binary's argv[0] %q", args[2], args[0], os.Args[0])
+		}
+	}
+}
