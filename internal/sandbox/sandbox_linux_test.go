@@ -886,3 +886,31 @@ func TestStagesKeepArgv0(t *testing.T) {
 		}
 	}
 }
+
+// Graders run notebooks in a Jupyter kernel, which talks to its client over
+// loopback TCP: the sandbox's own loopback must carry it. Opt-in (a venv is
+// slow to build): LTIGRADE_GRADER_PYTHON=<venv>/bin/python with nbconvert
+// and ipykernel, e.g. GRADER_PYTHON from scripts/grader-env.sh.
+func TestJupyterKernelRunsInside(t *testing.T) {
+	py := os.Getenv("LTIGRADE_GRADER_PYTHON")
+	if py == "" {
+		t.Skip("set LTIGRADE_GRADER_PYTHON to a venv python with nbconvert and ipykernel")
+	}
+	u := needSandbox(t)
+	// The venv and the interpreter it was made from (which may live under
+	// a home directory the sandbox does not otherwise see).
+	out, err := exec.Command(py, "-c", "import sys; print(sys.prefix); print(sys.base_prefix)").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefixes := strings.Fields(string(out))
+	nb := `{"cells":[{"cell_type":"code","execution_count":null,"id":"a","metadata":{},"outputs":[],"source":["print(6 * 7)"]}],
+ "metadata":{"kernelspec":{"display_name":"Python 3","language":"python","name":"python3"}},"nbformat":4,"nbformat_minor":5}`
+	res := mustRun(t, Spec{User: u, ReadOnly: prefixes,
+		Env:   []string{"PATH=" + filepath.Dir(py) + ":/usr/bin:/bin", "HOME={dir}", "LANG=C.UTF-8"},
+		Files: []File{{Name: "nb.ipynb", Data: []byte(nb)}}, Collect: []string{"out.ipynb"},
+		Argv:  []string{"jupyter", "nbconvert", "--to", "notebook", "--execute", "--output", "out.ipynb", "nb.ipynb"}})
+	if res.ExitCode != 0 || !strings.Contains(string(res.Files["out.ipynb"]), `"42\n"`) {
+		t.Errorf("the notebook did not run in the sandbox: %s; out.ipynb %q", res.Summary(), res.Files["out.ipynb"])
+	}
+}
