@@ -909,7 +909,7 @@ func TestJupyterKernelRunsInside(t *testing.T) {
 	res := mustRun(t, Spec{User: u, ReadOnly: prefixes,
 		Env:   []string{"PATH=" + filepath.Dir(py) + ":/usr/bin:/bin", "HOME={dir}", "LANG=C.UTF-8"},
 		Files: []File{{Name: "nb.ipynb", Data: []byte(nb)}}, Collect: []string{"out.ipynb"},
-		Argv:  []string{"jupyter", "nbconvert", "--to", "notebook", "--execute", "--output", "out.ipynb", "nb.ipynb"}})
+		Argv: []string{"jupyter", "nbconvert", "--to", "notebook", "--execute", "--output", "out.ipynb", "nb.ipynb"}})
 	if res.ExitCode != 0 || !strings.Contains(string(res.Files["out.ipynb"]), `"42\n"`) {
 		t.Errorf("the notebook did not run in the sandbox: %s; out.ipynb %q", res.Summary(), res.Files["out.ipynb"])
 	}
