@@ -13,39 +13,47 @@
 // Use:
 //
 //	res, err := sandbox.Run(ctx, sandbox.Spec{
-//		User:    "ltigrade-grader",
-//		Files:   []sandbox.File{{Name: "hw1.ipynb", Data: nb}, {Name: "autograder.zip", Source: zip}},
-//		Argv:    []string{"/opt/grader/bin/otter", "run", "-a", "autograder.zip", "-o", "{dir}", "hw1.ipynb"},
-//		Collect: []string{"results.json"},
+//		User:     "ltigrade-grader",
+//		Files:    []sandbox.File{{Name: "hw1.ipynb", Data: nb}, {Name: "autograder.zip", Source: zip}},
+//		ReadOnly: []string{"/opt/tljh/user"}, // the grader's software
+//		Argv:     []string{"otter", "run", "-a", "autograder.zip", "-o", "{dir}", "hw1.ipynb"},
+//		Env:      []string{"PATH=/opt/tljh/user/bin:/usr/bin:/bin", "HOME={dir}", "LANG=C.UTF-8"},
+//		Collect:  []string{"results.json"},
 //	})
 //
-// What the program sees (see docs/sandbox.md for what this does not
-// protect against):
+// What the program sees (docs/sandbox.md says what this does not protect
+// against, and how to use containers instead):
+//   - a root of its own: SystemPaths (/usr, /bin, /lib*, /sbin, /etc, /sys)
+//     and Spec.ReadOnly, read-only and nosuid, with the host's permissions
+//     inside them (so the grader software must be world-readable, and what
+//     those paths hold that the user may read, it can read); HiddenPaths
+//     (/etc/ltigrade, /etc/jupyterhub) empty; nothing else of the host:
+//     no /home, /root, /var, /srv, /opt, /run or their sockets;
 //   - its working directory {dir} (WorkDir), 0700 and owned by the user,
 //     holding only Spec.Files; it, /tmp, /var/tmp and /dev/shm are one
 //     private tmpfs of Limits.Disk bytes (RAM), gone when the run ends;
-//   - the rest of the host's file tree read-only and nosuid, with the usual
-//     permissions: what the user may read there it can read (so the grader
-//     software must be world-readable, and the service's config, database,
-//     spool and keys must not be);
+//   - a /dev of null, zero, full, random, urandom and tty only;
 //   - a fresh /proc showing only its own processes (hidepid=2);
 //   - a network namespace with only a loopback of its own (up, since Jupyter
 //     kernels talk to it): nothing outside is reachable;
 //   - rlimits per process on CPU, address space, file size, open files and
 //     the user's process count, no core dumps, and no_new_privs (a setuid
 //     binary gives it nothing);
-//   - exactly Spec.Env (nothing inherited) and /dev/null as stdin.
+//   - exactly Spec.Env (nothing inherited), /dev/null as stdin, no other
+//     descriptor than its three streams.
 //
 // Run starts this binary again (/proc/self/exe) with the hidden command
 // ExecCommand in the new namespaces; the spec travels on a pipe, never in
 // argv or the environment. That first stage stays root, as the namespace's
-// init: it makes the mounts, writes the files, starts a second stage that
-// drops to the user, sets the limits and execs Argv; it reaps every process,
-// kills all that are left the moment Argv exits (or Wall passes), reads the
-// Collect files back, sends them on a second pipe and exits, which takes
-// the namespaces, the tmpfs and everything in them away. Any binary that
-// calls Run must therefore dispatch ExecCommand to Exec: ltigrade's CLI has
-// the hidden command, and test binaries call ChildMain from TestMain.
+// init: it builds the root and pivots into it, writes the files, starts a
+// second stage that drops to the user, sets the limits and execs Argv; it
+// reaps every process, kills all that are left the moment Argv exits (or
+// Wall passes), reads the Collect files back, sends them on a second pipe
+// and exits, which takes the namespaces, the tmpfs and everything in them
+// away: nothing is created on the host, so nothing is left on it. Any
+// binary that calls Run must therefore dispatch ExecCommand to Exec:
+// ltigrade's CLI has the hidden command, and test binaries call ChildMain
+// first in TestMain.
 package sandbox
 
 import (

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -82,7 +83,9 @@ func run(ctx context.Context, w *wireSpec) (*Result, error) {
 		Cloneflags: cloneFlags,
 		Setpgid:    true,
 		// If the service dies, so does the sandbox (its init first, then,
-		// by the pid namespace, everything in it).
+		// by the pid namespace, everything in it). The signal follows the
+		// OS thread that started the init, which Go keeps alive unless a
+		// goroutine exits while locked to it: do not call Run from one.
 		Pdeathsig: syscall.SIGKILL,
 	}
 	cmd.WaitDelay = 5 * time.Second
@@ -663,6 +666,9 @@ func startStage2(w *wireSpec) (int, error) {
 // drops to the user, sets the limits and execs the program; fd 3 brings its
 // spec, fd 4 takes an error (and closes on a successful exec).
 func stageRun() int {
+	// The seccomp filter is per thread: the one that installs it must be
+	// the one that execs.
+	runtime.LockOSThread()
 	if err := closeOnExecFrom(3); err != nil {
 		return 1
 	}
@@ -713,6 +719,7 @@ func stageRun() int {
 	if err != nil {
 		return fail("environment: %v", err)
 	}
+	filter := seccompProgram()
 	// Limits last: everything above may allocate, and a low RLIMIT_AS could
 	// starve this Go process before it becomes the program.
 	l := s.Limits
@@ -738,6 +745,9 @@ func stageRun() int {
 	// already did this; this is the last line).
 	if err := closeOnExecFrom(3); err != nil {
 		return fail("closing inherited descriptors: %v", err)
+	}
+	if errno := installSeccomp(filter); errno != 0 {
+		return fail("installing the seccomp filter: %v", errno)
 	}
 	_, _, errno := syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(pathp)),
 		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])))
