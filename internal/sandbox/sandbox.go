@@ -385,14 +385,17 @@ func visiblePaths(extra []string) ([]visiblePath, error) {
 		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" {
 			return nil, fmt.Errorf("sandbox: read-only path %q must be absolute and clean, and not /", p)
 		}
-		for _, own := range []string{"/tmp", "/var/tmp", "/dev", "/proc"} {
-			if p == own || strings.HasPrefix(p, own+"/") {
-				return nil, fmt.Errorf("sandbox: read-only path %q is inside %s, which is the sandbox's own", p, own)
-			}
+		if err := notSandboxOwn(p, p); err != nil {
+			return nil, err
 		}
 		src, err := filepath.EvalSymlinks(p)
 		if err != nil {
 			return nil, fmt.Errorf("sandbox: read-only path %w", err)
+		}
+		// The resolved path too: the root is built on the host's /tmp, so
+		// a source there would come from inside it.
+		if err := notSandboxOwn(p, src); err != nil {
+			return nil, err
 		}
 		out = append(out, visiblePath{Path: p, Source: src})
 	}
@@ -410,6 +413,15 @@ func visiblePaths(extra []string) ([]visiblePath, error) {
 		}
 	}
 	return kept, nil
+}
+
+func notSandboxOwn(given, p string) error {
+	for _, own := range []string{"/tmp", "/var/tmp", "/dev", "/proc"} {
+		if p == own || strings.HasPrefix(p, own+"/") {
+			return fmt.Errorf("sandbox: read-only path %q is inside %s, which is the sandbox's own", given, own)
+		}
+	}
+	return nil
 }
 
 // serviceEnvPrefixes name variables of ltigrade and JupyterHub (JPY_ is the

@@ -963,3 +963,18 @@ print("fork", os.waitpid(pid, 0)[1] >> 8)
 		t.Errorf("getpid %q, fork %q: ordinary calls failed", got["getpid"], got["fork"])
 	}
 }
+
+// A read-only path that is a link into the sandbox's own directories (here
+// the host's /tmp, where the sandbox's root is built) is refused.
+func TestReadOnlyLinkIntoTmpIsRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a directory in /var/lib")
+	}
+	link := filepath.Join(hostDir(t, 0o755), "venv")
+	if err := os.Symlink(t.TempDir(), link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prepare(Spec{User: "root", Argv: []string{"true"}, ReadOnly: []string{link}}); err == nil || !strings.Contains(err.Error(), "the sandbox's own") {
+		t.Errorf("read-only %s (a link into /tmp): %v", link, err)
+	}
+}

@@ -24,6 +24,11 @@ func TestPrepareRefusesBadSpecs(t *testing.T) {
 		{"collect outside", Spec{User: "root", Argv: []string{"true"}, Collect: []string{"../../etc/shadow"}}, "inside the working directory"},
 		{"bad env", Spec{User: "root", Argv: []string{"true"}, Env: []string{"NOEQUALS"}}, "NAME=value"},
 		{"service env", Spec{User: "root", Argv: []string{"true"}, Env: []string{"PATH=/bin", "LTIGRADE_CONFIG=/etc/ltigrade/config.toml"}}, "LTIGRADE_CONFIG"},
+		{"read-only root", Spec{User: "root", Argv: []string{"true"}, ReadOnly: []string{"/"}}, "not /"},
+		{"read-only relative", Spec{User: "root", Argv: []string{"true"}, ReadOnly: []string{"venv"}}, "absolute"},
+		{"read-only unclean", Spec{User: "root", Argv: []string{"true"}, ReadOnly: []string{"/usr/../var/lib"}}, "clean"},
+		{"read-only in tmp", Spec{User: "root", Argv: []string{"true"}, ReadOnly: []string{"/tmp/x"}}, "the sandbox's own"},
+		{"read-only missing", Spec{User: "root", Argv: []string{"true"}, ReadOnly: []string{"/no/such/venv"}}, "no such file"},
 		{"hub env", Spec{User: "root", Argv: []string{"true"}, Env: []string{"JUPYTERHUB_API_TOKEN=x"}}, "JUPYTERHUB_API_TOKEN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
