@@ -119,6 +119,7 @@ Start with ` + "`ltigrade demo`" + ` to see the whole loop against a built-in LM
 		newDemoCmd(app),
 		group(newKeysCmd(app)),
 		newSandboxCmd(app),
+		newSandboxExecCmd(app),
 		newServeCmd(app),
 		group(newImportCmd(app)),
 		group(newNbgraderCmd(app)),
