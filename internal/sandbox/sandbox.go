@@ -21,7 +21,7 @@
 //		Collect:  []string{"results.json"},
 //	})
 //
-// What the program sees (docs/sandbox.md says what this does not protect
+// What the program sees (docs/grading-sandbox.md says what this does not protect
 // against, and how to use containers instead):
 //   - a root of its own: SystemPaths (/usr, /bin, /lib*, /sbin, /etc, /sys)
 //     and Spec.ReadOnly, read-only and nosuid, with the host's permissions

@@ -19,7 +19,7 @@ import (
 //   - any call of another ABI (i386 through int 0x80, x32): ENOSYS, since
 //     the numbers above would not match them.
 // auditArch and the syscall numbers come from seccomp_linux_<arch>.go; on
-// an architecture without one, no filter is installed (see docs/sandbox.md).
+// an architecture without one, no filter is installed (see docs/grading-sandbox.md).
 
 const (
 	bpfLD, bpfW, bpfABS     = 0x00, 0x00, 0x20
