@@ -133,7 +133,7 @@ func Grade(ctx context.Context, run Runner, j Job) (*Outcome, error) {
 		return fromGradebook(ctx, res, j.Grader.NbgraderAssignment, out), nil
 	}
 	if res.TimedOut || res.Signal != "" || res.ExitCode != 0 {
-		out.Failed, out.Reason = true, "the grader "+res.Summary()
+		out.Failed, out.Reason = true, "the grader stopped: "+res.Summary()
 		return out, nil
 	}
 	sc, max, err := lastScoreLine(res.Stdout)
@@ -245,7 +245,7 @@ func lastScoreLine(stdout []byte) (float64, float64, error) {
 func fromGradebook(ctx context.Context, res *sandbox.Result, assignment string, out *Outcome) *Outcome {
 	db, ok := res.Files["gradebook.db"]
 	if !ok || res.TimedOut || res.Signal != "" || res.ExitCode != 0 {
-		out.Failed, out.Reason = true, "nbgrader "+res.Summary()
+		out.Failed, out.Reason = true, "nbgrader stopped: "+res.Summary()
 		return out
 	}
 	f, err := os.CreateTemp("", "ltigrade-gradebook-*.db")
