@@ -15,11 +15,14 @@ import (
 
 	"github.com/ltigrade/ltigrade/internal/cli"
 	"github.com/ltigrade/ltigrade/internal/lmssim"
+	"github.com/ltigrade/ltigrade/internal/sandbox"
 )
 
 // TestMain lets testscript run the real ltigrade as a subprocess, so every
 // script exercises exit codes, stdout and stderr as users see them.
 func TestMain(m *testing.M) {
+	// The [sandbox] condition builds a sandbox from this test binary.
+	sandbox.ChildMain()
 	testscript.Main(m, map[string]func(){
 		"ltigrade": func() { os.Exit(cli.Main()) },
 	})
@@ -75,6 +78,12 @@ func TestScripts(t *testing.T) {
 			env.Setenv("XDG_DATA_HOME", filepath.Join(env.WorkDir, ".local", "share"))
 			return nil
 		},
+		Condition: func(cond string) (bool, error) {
+			if cond == "sandbox" {
+				return sandboxCondition()
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"lms":         cmdLMS,
 			"envsubst":    cmdEnvsubst,
@@ -84,6 +93,7 @@ func TestScripts(t *testing.T) {
 			"fakehub":     cmdFakeHub,
 			"freeport":    cmdFreePort,
 			"waithttp":    cmdWaitHTTP,
+			"sandboxuser": cmdSandboxUser,
 		},
 	})
 }
