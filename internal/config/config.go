@@ -134,9 +134,15 @@ func (o Options) withDefaults() Options {
 // rotated secret file takes effect without a restart and printing a Config
 // (with %v, %+v or %#v) cannot leak one.
 type Config struct {
-	// Database is used verbatim, relative paths included: it is a store
-	// location that may later be a URL (postgres), not a file path to fix up.
+	// Database is used verbatim, relative paths included: a SQLite file
+	// path, or a postgres:// URL (see package store), not a path to fix up.
 	Database string
+	// DatabasePasswordFile holds the PostgreSQL password when the URL has
+	// none; read by DatabasePassword, never kept here.
+	DatabasePasswordFile string
+	// dbURLPassword is the password the database URL had, taken out of
+	// Database; a pointer so that printing a Config shows an address.
+	dbURLPassword *string
 	Source   string // absolute path of the config file loaded, "" if none
 	Paths    Paths
 	LTI11    LTI11
@@ -271,7 +277,8 @@ type Sandbox struct {
 // rawFile is the config file as written. Pointers tell "absent" from "set to
 // the zero value", which precedence and validation both need.
 type rawFile struct {
-	Database *string `toml:"database"`
+	Database             *string `toml:"database"`
+	DatabasePasswordFile *string `toml:"database_password_file"`
 	Paths    struct {
 		Home              *string  `toml:"home"`
 		NbgitpullerParent *string  `toml:"nbgitpuller_parent"`
@@ -319,7 +326,7 @@ type rawConsumer struct {
 
 // knownKeys are the keys rawFile accepts, for "did you mean" hints.
 var knownKeys = []string{
-	"database",
+	"database", "database_password_file",
 	"paths.home", "paths.nbgitpuller_parent", "paths.patterns",
 	"lti11.consumers.key", "lti11.consumers.secret", "lti11.consumers.secret_file", "lti11.consumers.secret_env",
 	"passback.concurrency", "passback.timeout",
@@ -602,6 +609,13 @@ func resolve(o Options, file fileChoice, raw *rawFile) (*Config, error) {
 	}
 	c.Database = db.v
 	c.record("database", RedactDSN(db.v), db.origin, db.from)
+	if IsPostgresURL(db.v) {
+		// checkDatabase has parsed it.
+		c.Database, c.dbURLPassword, _ = splitPassword(db.v)
+	}
+	if err := c.resolveDatabasePassword(raw.DatabasePasswordFile, src); err != nil {
+		return nil, err
+	}
 
 	// paths
 	home := first(withValue(fromFile(raw.Paths.Home != nil), deref(raw.Paths.Home)),

@@ -15,7 +15,7 @@ import (
 
 func openStore(t *testing.T, path string) store.Store {
 	t.Helper()
-	s, err := store.OpenSQLite(path)
+	s, err := store.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func TestMigrateMarksOldLTI13LinksUnsigned(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	s, err := OpenSQLite(path)
+	s, err := openSQLite(path, options{})
 	if err != nil {
 		t.Fatal(err)
 	}

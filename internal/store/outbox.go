@@ -250,45 +250,55 @@ func (s *SQLite) ClaimDue(ctx context.Context, c Claim) ([]Passback, error) {
 	return s.claim(ctx, c, nil)
 }
 
-// Complete implements Store.
+// Complete implements Store. Outcomes are committed without an fsync of
+// their own (see relaxed): callers hand in groups of them, and losing the
+// last ones to a power cut only sends those scores again.
 func (s *SQLite) Complete(ctx context.Context, owner string, now time.Time, results map[int64]Result) error {
 	if len(results) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return s.wrap(err)
-	}
-	defer tx.Rollback()
-	n := micros(now)
 	for id, r := range results {
-		var next, sent any
-		// keep is the lease end kept as the in-flight window when the LMS
-		// may have the request but did not answer.
-		keep := "NULL"
-		switch r.Status {
-		case StatusSent:
-			sent = n
-		case StatusRetry:
-			next = micros(r.NextTry)
-			if r.Uncertain {
-				keep = "lease_until"
-			}
-		case StatusRejected, StatusSuperseded:
-		default:
+		if !completable(r.Status) {
 			return fmt.Errorf("store: cannot complete passback %d with status %q", id, r.Status)
 		}
-		// The owner check makes a lost lease harmless: if our lease expired
-		// and another process took the row, its outcome is the one kept.
-		_, err := tx.ExecContext(ctx, `UPDATE passbacks SET status = ?, last_error = ?, http_status = ?,
-			next_attempt_at = ?, sent_at = COALESCE(?, sent_at), lease_owner = '', lease_until = `+keep+`, updated_at = ?
-			WHERE id = ? AND status = 'sending' AND lease_owner = ?`,
-			r.Status, r.Message, r.HTTPStatus, next, sent, n, id, owner)
-		if err != nil {
-			return s.wrap(err)
-		}
 	}
-	return s.wrap(tx.Commit())
+	return s.relaxed(ctx, func(tx *sql.Tx) error {
+		n := micros(now)
+		for id, r := range results {
+			var next, sent any
+			// keep is the lease end kept as the in-flight window when the LMS
+			// may have the request but did not answer.
+			keep := "NULL"
+			switch r.Status {
+			case StatusSent:
+				sent = n
+			case StatusRetry:
+				next = micros(r.NextTry)
+				if r.Uncertain {
+					keep = "lease_until"
+				}
+			}
+			// The owner check makes a lost lease harmless: if our lease expired
+			// and another process took the row, its outcome is the one kept.
+			_, err := tx.ExecContext(ctx, `UPDATE passbacks SET status = ?, last_error = ?, http_status = ?,
+				next_attempt_at = ?, sent_at = COALESCE(?, sent_at), lease_owner = '', lease_until = `+keep+`, updated_at = ?
+				WHERE id = ? AND status = 'sending' AND lease_owner = ?`,
+				r.Status, r.Message, r.HTTPStatus, next, sent, n, id, owner)
+			if err != nil {
+				return s.wrap(err)
+			}
+		}
+		return nil
+	})
+}
+
+// completable says whether an attempt may end with status st.
+func completable(st string) bool {
+	switch st {
+	case StatusSent, StatusRetry, StatusRejected, StatusSuperseded:
+		return true
+	}
+	return false
 }
 
 func (s *SQLite) listTx(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]Passback, error) {

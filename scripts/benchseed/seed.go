@@ -142,7 +142,7 @@ func cmdSeed(args []string) error {
 
 	start := time.Now()
 	evs := events(c, *launches, *seed)
-	st, err := store.OpenSQLite(tmp)
+	st, err := store.Open(context.Background(), tmp)
 	if err != nil {
 		return err
 	}
@@ -272,7 +272,7 @@ func cmdPassbacks(args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.OpenSQLite(*dbPath)
+	st, err := store.Open(context.Background(), *dbPath)
 	if err != nil {
 		return err
 	}
