@@ -143,13 +143,13 @@ type Config struct {
 	// dbURLPassword is the password the database URL had, taken out of
 	// Database; a pointer so that printing a Config shows an address.
 	dbURLPassword *string
-	Source   string // absolute path of the config file loaded, "" if none
-	Paths    Paths
-	LTI11    LTI11
-	LTI13    LTI13
-	Passback Passback
-	Hub      Hub
-	Sandbox  Sandbox
+	Source        string // absolute path of the config file loaded, "" if none
+	Paths         Paths
+	LTI11         LTI11
+	LTI13         LTI13
+	Passback      Passback
+	Hub           Hub
+	Sandbox       Sandbox
 	// Warnings are problems that do not stop ltigrade, for the CLI to print
 	// on stderr; Load itself prints nothing.
 	Warnings []string
@@ -279,7 +279,7 @@ type Sandbox struct {
 type rawFile struct {
 	Database             *string `toml:"database"`
 	DatabasePasswordFile *string `toml:"database_password_file"`
-	Paths    struct {
+	Paths                struct {
 		Home              *string  `toml:"home"`
 		NbgitpullerParent *string  `toml:"nbgitpuller_parent"`
 		Patterns          []string `toml:"patterns"`

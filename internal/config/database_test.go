@@ -102,11 +102,11 @@ func TestRedactDSN(t *testing.T) {
 func TestDatabasePostgresAccepted(t *testing.T) {
 	const pw = "pw-SECRET-72"
 	for v, want := range map[string]string{
-		"postgres://grader:" + pw + "@db.example.edu/ltigrade":                             "postgres://grader@db.example.edu/ltigrade",
+		"postgres://grader:" + pw + "@db.example.edu/ltigrade":                            "postgres://grader@db.example.edu/ltigrade",
 		"postgresql://grader:" + pw + "@db.example.edu:5432/ltigrade?sslmode=verify-full": "postgresql://grader@db.example.edu:5432/ltigrade?sslmode=verify-full",
-		"POSTGRES://grader:" + pw + "@db/x":                                                "postgres://grader@db/x",
-		"postgres://db/x?user=grader&password=" + pw:                                       "postgres://db/x?user=grader",
-		"postgres://grader@db/x":                                                           "postgres://grader@db/x",
+		"POSTGRES://grader:" + pw + "@db/x":                                               "postgres://grader@db/x",
+		"postgres://db/x?user=grader&password=" + pw:                                      "postgres://db/x?user=grader",
+		"postgres://grader@db/x":                                                          "postgres://grader@db/x",
 	} {
 		for _, layer := range []string{"flag", "env", "file"} {
 			o := testOptions(fakeEnv{"HOME": "/h"}, 1000)
