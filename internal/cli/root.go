@@ -122,6 +122,7 @@ Start with ` + "`ltigrade demo`" + ` to see the whole loop against a built-in LM
 		group(newNbgraderCmd(app)),
 		group(newOtterCmd(app)),
 		group(newConfigCmd(app)),
+		group(newDBCmd(app)),
 		newGenCmd(app),
 		helpTopic("exit-codes", "Exit codes of ltigrade commands", exitCodesText()),
 		helpTopic("environment", "Environment variables ltigrade reads", environmentText()),

@@ -613,7 +613,7 @@ func resolve(o Options, file fileChoice, raw *rawFile) (*Config, error) {
 		// checkDatabase has parsed it.
 		c.Database, c.dbURLPassword, _ = splitPassword(db.v)
 	}
-	if err := c.resolveDatabasePassword(raw.DatabasePasswordFile, src); err != nil {
+	if err := c.resolveDatabasePassword(raw.DatabasePasswordFile, db.origin == OriginFlag || db.origin == OriginEnv, src); err != nil {
 		return nil, err
 	}
 

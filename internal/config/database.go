@@ -196,7 +196,7 @@ func splitPassword(s string) (string, *string, error) {
 // PostgreSQL URL that names none (the password is then in one place that
 // config show never prints, instead of in a URL pasted into logs).
 // Without it, the driver reads $PGPASSWORD or ~/.pgpass as libpq does.
-func (c *Config) resolveDatabasePassword(p *string, src string) error {
+func (c *Config) resolveDatabasePassword(p *string, overridden bool, src string) error {
 	if p == nil {
 		// Not listed when unset: most stores are SQLite files.
 		return nil
@@ -205,6 +205,10 @@ func (c *Config) resolveDatabasePassword(p *string, src string) error {
 	switch {
 	case f == "" || strings.IndexByte(f, 0) >= 0:
 		return errorf("%s: database_password_file %q is not a file name", src, f)
+	case !IsPostgresURL(c.Database) && overridden:
+		// --db or $LTIGRADE_DB chose a file database over the file's:
+		// the password file is not needed.
+		return nil
 	case !IsPostgresURL(c.Database):
 		return hinted("remove database_password_file, or set database to a postgres:// URL",
 			"%s: database_password_file is only for a PostgreSQL database; the database is the SQLite file %s", src, c.Database)

@@ -175,6 +175,7 @@ func TestDatabasePasswordFile(t *testing.T) {
 	for name, tc := range map[string]struct{ content, want string }{
 		"url has one": {"database = \"postgres://grader:pw@db/x\"\ndatabase_password_file = \"db.pass\"\n", "the database URL has a password too"},
 		"sqlite":      {"database = \"/srv/lti.db\"\ndatabase_password_file = \"db.pass\"\n", "only for a PostgreSQL database"},
+		"no database": {"database_password_file = \"db.pass\"\n", "only for a PostgreSQL database"},
 	} {
 		o.ConfigFlag = writeFile(t, dir, "bad.toml", tc.content, 0o600)
 		_, err := Load(o)
@@ -182,6 +183,15 @@ func TestDatabasePasswordFile(t *testing.T) {
 			t.Errorf("%s: err = %v", name, err)
 		}
 	}
+
+	// --db naming a SQLite file overrides the file's PostgreSQL database:
+	// its password file is then not needed.
+	o.ConfigFlag = filepath.Join(dir, "config.toml")
+	o.DBFlag = "/srv/other.db"
+	if c, err := Load(o); err != nil || c.Database != "/srv/other.db" {
+		t.Errorf("--db over a PostgreSQL config: %v", err)
+	}
+	o.DBFlag = ""
 
 	writeFile(t, dir, "open.pass", "s3cret-DB-pw\n", 0o644)
 	o.ConfigFlag = writeFile(t, dir, "open.toml", "database = \"postgres://grader@db/ltigrade\"\ndatabase_password_file = \"open.pass\"\n", 0o600)

@@ -10,9 +10,15 @@ import (
 type Option func(*options)
 
 type options struct {
-	password string
-	clock    func() time.Time
+	password  string
+	clock     func() time.Time
+	noMigrate bool
 }
+
+// WithoutMigration opens a store without bringing its schema up to date,
+// for `ltigrade db status` to report what is there. Only Migrator's
+// methods and Close may be used on such a store.
+func WithoutMigration() Option { return func(o *options) { o.noMigrate = true } }
 
 // WithPassword is the PostgreSQL password when the DSN names none (from
 // database_password_file); without it the driver falls back to $PGPASSWORD

@@ -92,6 +92,9 @@ func openPostgres(ctx context.Context, dsn string, o options) (*Postgres, error)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
+	if o.noMigrate {
+		return s, nil
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.pool.Close()
 		return nil, err
@@ -324,6 +327,9 @@ func (s *Postgres) SchemaStatus(ctx context.Context) (SchemaStatus, error) {
 		return st, err
 	}
 	st.Version = v
+	if v < len(pgSchema) {
+		return st, nil // counts need the current tables
+	}
 	err = s.pool.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM launches), (SELECT COUNT(*) FROM sessions),
 		(SELECT COUNT(*) FROM passbacks), (SELECT COUNT(*) FROM ags_tokens),
 		(SELECT COUNT(*) FROM passbacks WHERE status IN ('pending','retry','sending'))`).
@@ -377,11 +383,28 @@ func recordArgs(l *Launch) []any {
 	if auth == nil {
 		auth = []byte{}
 	}
-	return []any{l.Platform, l.LTIUserID, l.ResourceLinkID, l.Username, l.LaunchedAt.UTC(),
+	args := []any{l.Platform, l.LTIUserID, l.ResourceLinkID, l.Username, l.LaunchedAt.UTC(),
 		l.Version, l.ClientID, l.DeploymentID, l.ResourceLinkTitle, l.ContextID, l.ContextLabel, l.ContextTitle,
 		l.Roles, l.OutcomeURL, l.SourcedID, strings.Join(l.ResultDataAccepted, ","), l.SubmittedAtAccepted,
 		l.LineItem, l.LineItems, strings.Join(l.AGSScopes, ","), l.NextURL, l.Repo, l.Checkout, l.Opened,
 		l.OpenedFile, l.RecordedAt.UTC(), auth, l.NextSigned, l.UnsignedNext, l.PullError}
+	for i, a := range args {
+		if v, ok := a.(string); ok {
+			args[i] = pgText(v)
+		}
+	}
+	return args
+}
+
+// pgText makes a string storable as PostgreSQL text, which cannot hold a
+// NUL byte (SQLite can): a NUL becomes a space, as every display of a
+// launch already shows control characters. Launch JSON is the only source
+// of one, and no LMS sends one on purpose.
+func pgText(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", " ")
 }
 
 // RecordLaunch implements Store: one round trip (the write and the read of

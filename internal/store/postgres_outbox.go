@@ -138,9 +138,9 @@ func (s *Postgres) Enqueue(ctx context.Context, ps []*Passback) error {
 			p.ID = ids[i]
 			idA[i], sidA[i], lidA[i] = p.ID, p.SessionID, p.LaunchID
 			given[i], max[i] = p.ScoreGiven, p.ScoreMax
-			user[i], nb[i], score[i], comment[i], proto[i] = p.Username, p.Notebook, p.Score, p.Comment, p.Protocol
-			target[i], sourced[i], key[i], client[i], lis[i] = p.TargetURL, p.SourcedID, p.ConsumerKey, p.ClientID, p.LineItems
-			rlink[i], rdata[i], subm[i] = p.ResourceLinkID, p.ResultData, p.SubmittedAt
+			user[i], nb[i], score[i], comment[i], proto[i] = pgText(p.Username), pgText(p.Notebook), p.Score, pgText(p.Comment), p.Protocol
+			target[i], sourced[i], key[i], client[i], lis[i] = pgText(p.TargetURL), pgText(p.SourcedID), pgText(p.ConsumerKey), pgText(p.ClientID), pgText(p.LineItems)
+			rlink[i], rdata[i], subm[i] = pgText(p.ResourceLinkID), pgText(p.ResultData), p.SubmittedAt
 			createdA[i] = p.CreatedAt
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO passbacks (id, session_id, launch_id, username, notebook, score,

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +124,83 @@ func TestPostgresErrorsHideThePassword(t *testing.T) {
 	_, err = store.Open(context.Background(), bad, store.WithPassword(pw))
 	if err == nil || strings.Contains(err.Error(), pw) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// db copy: a SQLite store moves into PostgreSQL whole (ids, outbox state,
+// tokens), a second run adds nothing and still verifies, new rows get ids
+// after the copied ones, and a target holding other data is refused
+// without a change.
+func TestCopySQLite(t *testing.T) {
+	dst, conn := pgStore(t)
+	ctx := context.Background()
+	path := t.TempDir() + "/tljh.db"
+	src, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	var sess []*store.Session
+	for i, u := range []string{"alice", "bob", "carol"} {
+		l := storetest.MkLaunch(u, "hw1", now.Add(time.Duration(i)*time.Minute))
+		s, err := src.RecordLaunch(ctx, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess = append(sess, s)
+	}
+	src.RecordLaunch(ctx, storetest.MkLaunch("alice", "hw1", now.Add(-time.Hour)))
+	var ps []*store.Passback
+	for _, s := range sess {
+		ps = append(ps, &store.Passback{SessionID: s.ID, LaunchID: s.LaunchID, Username: s.Username, Score: "0.5",
+			Protocol: "lti11", TargetURL: "u", SourcedID: s.SourcedID})
+	}
+	if err := src.Enqueue(ctx, ps); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := src.ClaimIDs(ctx, store.Claim{Owner: "o", Now: now, LeaseUntil: now.Add(time.Minute)}, []int64{ps[0].ID})
+	src.Complete(ctx, "o", now, map[int64]store.Result{got[0].ID: {Status: store.StatusSent}})
+	src.PutToken(ctx, "k", "tok", now.Add(time.Hour))
+	want, _ := src.ListSessions(ctx, store.SessionFilter{All: true})
+	wantPB, _ := src.ListPassbacks(ctx, store.PassbackFilter{})
+	src.Close()
+
+	for run := range 2 {
+		st, err := store.CopySQLite(ctx, path, dst)
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		for _, tc := range st.Tables {
+			wantAdded := tc.Source
+			if run == 1 {
+				wantAdded = 0
+			}
+			if !tc.Verified || tc.Added != wantAdded {
+				t.Errorf("run %d: %+v", run, tc)
+			}
+		}
+	}
+	gotS, _ := dst.ListSessions(ctx, store.SessionFilter{All: true})
+	gotPB, _ := dst.ListPassbacks(ctx, store.PassbackFilter{})
+	if fmt.Sprint(gotS) != fmt.Sprint(want) || fmt.Sprint(gotPB) != fmt.Sprint(wantPB) {
+		t.Fatalf("copied store differs:\n%v\n%v\n%v\n%v", gotS, want, gotPB, wantPB)
+	}
+	if tok, _, ok, _ := dst.Token(ctx, "k", now); !ok || tok != "tok" {
+		t.Fatal("token cache not copied")
+	}
+	l, err := dst.RecordLaunch(ctx, storetest.MkLaunch("dave", "hw1", now))
+	if err != nil || l.ID <= sess[2].ID || l.LaunchID <= int64(len(want)) {
+		t.Fatalf("new rows after the copy: %+v %v", l, err)
+	}
+
+	// Another store's rows under the same ids: refused, nothing changed.
+	conn.Exec(ctx, `UPDATE sessions SET lti_user_id = 'someone-else' WHERE id = 1`)
+	before, _ := dst.(store.Migrator).SchemaStatus(ctx)
+	if _, err := store.CopySQLite(ctx, path, dst); !errors.Is(err, store.ErrCopyConflict) {
+		t.Fatalf("copy over other data: %v", err)
+	}
+	after, _ := dst.(store.Migrator).SchemaStatus(ctx)
+	if before != after {
+		t.Fatalf("a refused copy changed the target: %+v -> %+v", before, after)
 	}
 }
