@@ -131,16 +131,22 @@ if [[ -z $BIN ]]; then
 fi
 ensure_user
 
-mkdir -p "$dir"
-chmod 700 "$dir"
 if [[ $(id -u) -eq 0 ]]; then
-	chown "$user" "$dir"
-	# The owner must reach the folder: every parent needs x for others.
+	# The owner must reach the folder: every parent needs x for others (a
+	# checkout in a 0700 home does not have it; then /var/tmp is used).
 	p=$dir
 	while p=$(dirname "$p") && [[ $p != / ]]; do
-		[[ $(stat -c %A "$p") == *x ]] || die "$p is not searchable by $user; set LTIGRADE_PG_DIR to a folder it can reach"
+		if [[ -e $p && $(stat -c %A "$p") != *x ]]; then
+			log "$p is not searchable by $user; using /var/tmp/ltigrade-pg instead"
+			dir=/var/tmp/ltigrade-pg
+			data=$dir/data
+			break
+		fi
 	done
 fi
+mkdir -p "$dir"
+chmod 700 "$dir"
+[[ $(id -u) -ne 0 ]] || chown "$user" "$dir"
 
 if [[ ! -f $data/PG_VERSION ]]; then
 	log "creating a cluster in $data"
