@@ -34,6 +34,19 @@ data=$dir/data
 user=ltigrade-pg
 role=ltigrade
 
+if [[ $(id -u) -eq 0 ]]; then
+	# The owner must reach the folder: every parent needs x for others (a
+	# checkout in a 0700 home does not have it; then /var/tmp is used).
+	p=$dir
+	while p=$(dirname "$p") && [[ $p != / ]]; do
+		if [[ -e $p && $(stat -c %A "$p") != *x ]]; then
+			printf 'postgres-env: %s is not searchable by %s; using /var/tmp/ltigrade-pg\n' "$p" "$user" >&2
+			dir=/var/tmp/ltigrade-pg
+			data=$dir/data
+			break
+		fi
+	done
+fi
 log() { printf 'postgres-env: %s\n' "$*" >&2; }
 die() {
 	log "$*"
@@ -131,19 +144,6 @@ if [[ -z $BIN ]]; then
 fi
 ensure_user
 
-if [[ $(id -u) -eq 0 ]]; then
-	# The owner must reach the folder: every parent needs x for others (a
-	# checkout in a 0700 home does not have it; then /var/tmp is used).
-	p=$dir
-	while p=$(dirname "$p") && [[ $p != / ]]; do
-		if [[ -e $p && $(stat -c %A "$p") != *x ]]; then
-			log "$p is not searchable by $user; using /var/tmp/ltigrade-pg instead"
-			dir=/var/tmp/ltigrade-pg
-			data=$dir/data
-			break
-		fi
-	done
-fi
 mkdir -p "$dir"
 chmod 700 "$dir"
 [[ $(id -u) -ne 0 ]] || chown "$user" "$dir"
