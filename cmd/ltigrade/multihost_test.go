@@ -246,7 +246,16 @@ spool_dir = %q
 		t.Fatalf("the killed sync left no row in flight (%v): the kill was not mid-send", err)
 	}
 	var leasedUsers []string
-	conn.QueryRow(ctx, `SELECT array_agg(username) FROM passbacks WHERE id = ANY($1)`, leased).Scan(&leasedUsers)
+	conn.QueryRow(ctx, `SELECT array_agg(username ORDER BY id) FROM passbacks WHERE id = ANY($1)`, leased).Scan(&leasedUsers)
+	// The first of them gets a newer score at once: it must wait until the
+	// killed host's lease has ended (the LMS may still be processing the
+	// old request), then win. The others' rows must themselves go again.
+	lms.delay.Store(int64(5 * time.Millisecond))
+	newer := leasedUsers[0]
+	args := []string{"score", "--user", newer, "materials/hw1/hw1.ipynb", "0.55"}
+	out, code := run(1, args...)
+	okCode(args, out, code, 5)
+	leased, leasedUsers = leased[1:], leasedUsers[1:]
 
 	lms.phase.Store(3)
 	// Phase 3: the other hosts carry on (more scores, syncs) until the
