@@ -315,3 +315,27 @@ func TestAttemptOutlivingTimeoutIsNotSent(t *testing.T) {
 		t.Fatalf("stats %+v, row %s (lease kept: %v): an attempt past passback.timeout was counted as sent", st, p.Status, p.LeaseUntil != nil)
 	}
 }
+
+// slowClaims is a store whose claims by id take until the caller's context
+// ends, as a claim does that is still on its way to a database server
+// when the score's time budget runs out.
+type slowClaims struct{ store.Store }
+
+func (s slowClaims) ClaimIDs(ctx context.Context, c store.Claim, ids []int64) ([]store.Passback, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// A score whose time budget ends during the claim is queued, not failed:
+// the row is journaled and nothing was leased.
+func TestSendNowBudgetEndsDuringClaim(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "db"))
+	id := journal(t, s, session(t, s, "alice"), "0.7")
+	e := &Engine{Store: slowClaims{s}, Timeout: 50 * time.Millisecond, Sender: SenderFunc(func(ctx context.Context, p *store.Passback) Outcome {
+		return Outcome{Status: store.StatusSent}
+	})}
+	got, err := e.SendNow(context.Background(), []int64{id}, time.Second)
+	if err != nil || len(got) != 1 || got[0].Status != store.StatusPending {
+		t.Fatalf("got %+v, %v: want the row queued (pending) and no error", got, err)
+	}
+}
