@@ -236,12 +236,9 @@ func (s *Postgres) ClaimIDs(ctx context.Context, c Claim, ids []int64) ([]Passba
 	}
 	var out []Passback
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT s.id FROM sessions s WHERE s.id IN
-			(SELECT session_id FROM passbacks WHERE id = ANY($1)) ORDER BY s.id FOR UPDATE OF s`, ids); err != nil {
-			return err
-		}
 		var err error
-		out, err = s.take(ctx, tx, c, db, ids, "")
+		out, err = s.take(ctx, tx, c, db, ids, "", `SELECT s.id FROM sessions s WHERE s.id IN
+			(SELECT session_id FROM passbacks WHERE id = ANY(@ids)) ORDER BY s.id FOR UPDATE OF s`)
 		return err
 	})
 	return out, err
@@ -250,27 +247,47 @@ func (s *Postgres) ClaimIDs(ctx context.Context, c Claim, ids []int64) ([]Passba
 // take leases the rows among ids that are still claimable (and match
 // cond), under the locks of their sessions: first it supersedes the older
 // unsent rows of those sessions, then it leases in one statement.
-func (s *Postgres) take(ctx context.Context, tx pgx.Tx, c Claim, db func(time.Time) time.Time, ids []int64, cond string) ([]Passback, error) {
+// lock, if set, is a statement run first that takes the sessions' locks
+// (pipelined: the statements after it run once it has them, each with a
+// snapshot taken then).
+func (s *Postgres) take(ctx context.Context, tx pgx.Tx, c Claim, db func(time.Time) time.Time, ids []int64, cond, lock string) ([]Passback, error) {
 	args := pgx.NamedArgs{"ids": ids, "now": db(c.Now), "owner": c.Owner, "lease": db(c.LeaseUntil)}
 	if !c.SkipFailedSince.IsZero() {
 		args["skip"] = db(c.SkipFailedSince)
 	}
-	if _, err := tx.Exec(ctx, withNow(pgSupersede)+`
-		AND p.session_id IN (SELECT session_id FROM passbacks WHERE id = ANY(@ids))`, args); err != nil {
-		return nil, err
-	}
 	if cond != "" {
 		cond = " AND (" + cond + ")"
 	}
-	rows, err := tx.Query(ctx, `UPDATE passbacks p SET status = 'sending', lease_owner = @owner, lease_until = @lease,
+	// The statements in one round trip; each sees the work of those before.
+	b := &pgx.Batch{}
+	if lock != "" {
+		b.Queue(lock, args)
+	}
+	b.Queue(withNow(pgSupersede)+`
+		AND p.session_id IN (SELECT session_id FROM passbacks WHERE id = ANY(@ids))`, args)
+	b.Queue(`UPDATE passbacks p SET status = 'sending', lease_owner = @owner, lease_until = @lease,
 		attempts = p.attempts + 1, updated_at = @now
 		WHERE p.id = ANY(@ids) AND `+withNow(pgClaimable)+cond+`
 		RETURNING `+pgPassbackCols, args)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	if lock != "" {
+		if _, err := br.Exec(); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := br.Exec(); err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
 	if err != nil {
 		return nil, err
 	}
 	out, err := collectPassbacks(rows)
 	if err != nil {
+		return nil, err
+	}
+	if err := br.Close(); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(out, func(a, b Passback) int { return int(a.ID - b.ID) })
@@ -310,18 +327,29 @@ func (s *Postgres) ClaimDue(ctx context.Context, c Claim) ([]Passback, error) {
 	var out []Passback
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		out = nil
-		var picked []int64
+		// The three queries in one round trip.
+		b := &pgx.Batch{}
 		for _, st := range []string{`p.status = 'pending'`, retry, expired} {
-			rows, err := tx.Query(ctx, `SELECT p.id FROM passbacks p JOIN sessions s ON s.id = p.session_id
+			b.Queue(`SELECT p.id FROM passbacks p JOIN sessions s ON s.id = p.session_id
 				WHERE `+st+` AND `+withNow(pgClaimable)+` ORDER BY p.id LIMIT @limit FOR UPDATE OF s SKIP LOCKED`, args)
+		}
+		br := tx.SendBatch(ctx, b)
+		var picked []int64
+		for range 3 {
+			rows, err := br.Query()
 			if err != nil {
+				br.Close()
 				return err
 			}
 			ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 			if err != nil {
+				br.Close()
 				return err
 			}
 			picked = append(picked, ids...)
+		}
+		if err := br.Close(); err != nil {
+			return err
 		}
 		if len(picked) == 0 {
 			return nil
@@ -329,7 +357,7 @@ func (s *Postgres) ClaimDue(ctx context.Context, c Claim) ([]Passback, error) {
 		slices.Sort(picked)
 		picked = picked[:min(len(picked), limit)]
 		var err error
-		out, err = s.take(ctx, tx, c, db, picked, `p.status = 'pending' OR (`+retry+`) OR (`+expired+`)`)
+		out, err = s.take(ctx, tx, c, db, picked, `p.status = 'pending' OR (`+retry+`) OR (`+expired+`)`, "")
 		return err
 	})
 	return out, err
