@@ -354,7 +354,7 @@ func seedPostgres(dsn, params string, users, launches, links, batch int, seed ui
 	}
 	defer conn.Close(ctx)
 	var have string
-	if conn.QueryRow(ctx, `SELECT params FROM benchseed_params`).Scan(&have) == nil && have == params {
+	if conn.QueryRow(ctx, `SELECT params FROM benchseed_params`).Scan(&have) == nil && strings.TrimSpace(have) == strings.TrimSpace(params) {
 		fmt.Fprintf(os.Stderr, "benchseed: reusing the PostgreSQL database (%s)\n", strings.TrimSpace(params))
 		return nil
 	}
@@ -392,7 +392,7 @@ func seedPostgres(dsn, params string, users, launches, links, batch int, seed ui
 	if _, err := conn.Exec(ctx, `VACUUM ANALYZE`); err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, `CREATE TABLE benchseed_params (params text); INSERT INTO benchseed_params VALUES ('`+strings.TrimSpace(params)+`\n')`); err != nil {
+	if _, err := conn.Exec(ctx, `CREATE TABLE benchseed_params (params text); INSERT INTO benchseed_params VALUES ('`+strings.TrimSpace(params)+`')`); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "benchseed: seeded %d launches in %.1fs\n", len(evs), time.Since(start).Seconds())
