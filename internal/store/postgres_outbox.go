@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 const pgPassbackCols = `id, session_id, launch_id, username, notebook, score, score_given, score_max, comment,
@@ -179,20 +181,14 @@ func nextAGSTime(prev time.Time, ok bool, created time.Time) time.Time {
 	return created
 }
 
-// expireDead is the PostgreSQL expireDead: its own short transaction, run
-// before a claim takes any lock, and touching only rows nobody has locked
-// (an owner that is finishing its row wins).
-func (s *Postgres) expireDead(ctx context.Context, c Claim) error {
-	if c.OwnerAlive == nil {
-		return nil
-	}
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT lease_owner FROM passbacks WHERE status = 'sending' AND lease_owner <> $1`, c.Owner)
-	if err != nil {
-		return s.wrap(err)
-	}
+// ownersSQL lists the other owners with rows on the wire, for
+// Claim.OwnerAlive.
+const ownersSQL = `SELECT DISTINCT lease_owner FROM passbacks WHERE status = 'sending' AND lease_owner <> $1`
+
+func collectOwners(rows pgx.Rows, c Claim) ([]string, error) {
 	owners, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return s.wrap(err)
+		return nil, err
 	}
 	var dead []string
 	for _, o := range owners {
@@ -200,9 +196,13 @@ func (s *Postgres) expireDead(ctx context.Context, c Claim) error {
 			dead = append(dead, o)
 		}
 	}
-	if len(dead) == 0 {
-		return nil
-	}
+	return dead, nil
+}
+
+// expireDead is the PostgreSQL expireDead: its own short transaction, run
+// when a claim found owners that no longer run, and touching only rows
+// nobody has locked (an owner that is finishing its row wins).
+func (s *Postgres) expireDead(ctx context.Context, c Claim, dead []string) error {
 	db, err := s.dbClock(ctx)
 	if err != nil {
 		return err
@@ -218,50 +218,27 @@ func (s *Postgres) expireDead(ctx context.Context, c Claim) error {
 	})
 }
 
-// ClaimIDs implements Store. It waits for the sessions' locks (a score
-// racing a sync of the same session), in id order.
-func (s *Postgres) ClaimIDs(ctx context.Context, c Claim, ids []int64) ([]Passback, error) {
-	if c.Owner == "" {
-		return nil, errors.New("store: claim without owner")
-	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	if err := s.expireDead(ctx, c); err != nil {
-		return nil, err
-	}
-	db, err := s.dbClock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []Passback
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		out, err = s.take(ctx, tx, c, db, ids, "", `SELECT s.id FROM sessions s WHERE s.id IN
-			(SELECT session_id FROM passbacks WHERE id = ANY(@ids)) ORDER BY s.id FOR UPDATE OF s`)
-		return err
-	})
-	return out, err
-}
+// errDeadOwners restarts a claim after its owners check found dead ones.
+var errDeadOwners = errors.New("dead owners")
 
-// take leases the rows among ids that are still claimable (and match
-// cond), under the locks of their sessions: first it supersedes the older
-// unsent rows of those sessions, then it leases in one statement.
-// lock, if set, is a statement run first that takes the sessions' locks
-// (pipelined: the statements after it run once it has them, each with a
-// snapshot taken then).
-func (s *Postgres) take(ctx context.Context, tx pgx.Tx, c Claim, db func(time.Time) time.Time, ids []int64, cond, lock string) ([]Passback, error) {
-	args := pgx.NamedArgs{"ids": ids, "now": db(c.Now), "owner": c.Owner, "lease": db(c.LeaseUntil)}
+// claimArgs are the named arguments of the claim statements.
+func claimArgs(c Claim, db func(time.Time) time.Time, limit int) pgx.NamedArgs {
+	args := pgx.NamedArgs{"now": db(c.Now), "owner": c.Owner, "lease": db(c.LeaseUntil), "limit": limit}
 	if !c.SkipFailedSince.IsZero() {
 		args["skip"] = db(c.SkipFailedSince)
 	}
+	return args
+}
+
+// queueTake queues the statements that lease the rows among @ids that are
+// still claimable (and match cond), under the locks of their sessions:
+// first the older unsent rows of those sessions are superseded, then the
+// rows leased in one statement. Pipelined after the statement that takes
+// the locks, each runs once the locks are held, with a snapshot taken
+// then, so it sees every commit of the locks' previous holders.
+func queueTake(b *pgx.Batch, args pgx.NamedArgs, cond string) {
 	if cond != "" {
 		cond = " AND (" + cond + ")"
-	}
-	// The statements in one round trip; each sees the work of those before.
-	b := &pgx.Batch{}
-	if lock != "" {
-		b.Queue(lock, args)
 	}
 	b.Queue(withNow(pgSupersede)+`
 		AND p.session_id IN (SELECT session_id FROM passbacks WHERE id = ANY(@ids))`, args)
@@ -269,13 +246,10 @@ func (s *Postgres) take(ctx context.Context, tx pgx.Tx, c Claim, db func(time.Ti
 		attempts = p.attempts + 1, updated_at = @now
 		WHERE p.id = ANY(@ids) AND `+withNow(pgClaimable)+cond+`
 		RETURNING `+pgPassbackCols, args)
-	br := tx.SendBatch(ctx, b)
-	defer br.Close()
-	if lock != "" {
-		if _, err := br.Exec(); err != nil {
-			return nil, err
-		}
-	}
+}
+
+// readTake reads the results of queueTake's statements.
+func readTake(br pgx.BatchResults) ([]Passback, error) {
 	if _, err := br.Exec(); err != nil {
 		return nil, err
 	}
@@ -287,24 +261,117 @@ func (s *Postgres) take(ctx context.Context, tx pgx.Tx, c Claim, db func(time.Ti
 	if err != nil {
 		return nil, err
 	}
-	if err := br.Close(); err != nil {
-		return nil, err
-	}
 	slices.SortFunc(out, func(a, b Passback) int { return int(a.ID - b.ID) })
 	return out, nil
 }
 
-// ClaimDue implements Store. Candidates are found per status in id order,
-// each query locking the sessions of the rows it returns with FOR UPDATE
-// SKIP LOCKED, so concurrent syncs on several hosts take disjoint sessions
-// without waiting; take then checks the rows again, in a statement that
-// sees every commit made before the locks were granted.
-func (s *Postgres) ClaimDue(ctx context.Context, c Claim) ([]Passback, error) {
+// claimConn runs f on a connection of its own; f sends BEGIN and COMMIT in
+// its batches (a claim is one or two round trips), and the transaction is
+// rolled back unless f succeeds. A dead owner found by f's owners check is
+// voided (expireDead) and the claim run again, once.
+func (s *Postgres) claimConn(ctx context.Context, c Claim, f func(conn *pgxpool.Conn, checkOwners bool) ([]Passback, error)) ([]Passback, error) {
+	var out []Passback
+	check := c.OwnerAlive != nil
+	for {
+		var dead []string
+		err := s.retry(ctx, func() error {
+			conn, err := s.pool.Acquire(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Release()
+			out, err = f(conn, check)
+			if err != nil {
+				// Leave no transaction open on a connection going back to
+				// the pool (a failed batch may end inside one).
+				conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
+				var de *deadOwners
+				if errors.As(err, &de) {
+					dead = de.owners
+					return nil
+				}
+			}
+			return err
+		})
+		if err != nil || dead == nil {
+			return out, err
+		}
+		if err := s.expireDead(ctx, c, dead); err != nil {
+			return nil, err
+		}
+		check = false
+	}
+}
+
+type deadOwners struct{ owners []string }
+
+func (d *deadOwners) Error() string { return errDeadOwners.Error() }
+
+// ClaimIDs implements Store, in one round trip: the owners check, BEGIN,
+// the sessions' locks (it waits for them, in id order: a score racing a
+// sync of the same session), the superseding, the lease, COMMIT.
+func (s *Postgres) ClaimIDs(ctx context.Context, c Claim, ids []int64) ([]Passback, error) {
 	if c.Owner == "" {
 		return nil, errors.New("store: claim without owner")
 	}
-	if err := s.expireDead(ctx, c); err != nil {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	db, err := s.dbClock(ctx)
+	if err != nil {
 		return nil, err
+	}
+	args := claimArgs(c, db, 0)
+	args["ids"] = ids
+	return s.claimConn(ctx, c, func(conn *pgxpool.Conn, checkOwners bool) ([]Passback, error) {
+		b := &pgx.Batch{}
+		if checkOwners {
+			b.Queue(ownersSQL, c.Owner)
+		}
+		b.Queue(`BEGIN`)
+		b.Queue(`SELECT s.id FROM sessions s WHERE s.id IN
+			(SELECT session_id FROM passbacks WHERE id = ANY(@ids)) ORDER BY s.id FOR UPDATE OF s`, args)
+		queueTake(b, args, "")
+		b.Queue(`COMMIT`)
+		br := conn.SendBatch(ctx, b)
+		defer br.Close()
+		if checkOwners {
+			rows, err := br.Query()
+			if err != nil {
+				return nil, err
+			}
+			dead, err := collectOwners(rows, c)
+			if err != nil {
+				return nil, err
+			}
+			if len(dead) > 0 {
+				return nil, &deadOwners{dead}
+			}
+		}
+		for range 2 { // BEGIN, the locks
+			if _, err := br.Exec(); err != nil {
+				return nil, err
+			}
+		}
+		out, err := readTake(br)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := br.Exec(); err != nil { // COMMIT
+			return nil, err
+		}
+		return out, br.Close()
+	})
+}
+
+// ClaimDue implements Store, in two round trips. Candidates are found per
+// status in id order, each query locking the sessions of the rows it
+// returns with FOR UPDATE SKIP LOCKED, so concurrent syncs on several hosts
+// take disjoint sessions without waiting; then the rows are checked again
+// and leased (queueTake), and the transaction committed.
+func (s *Postgres) ClaimDue(ctx context.Context, c Claim) ([]Passback, error) {
+	if c.Owner == "" {
+		return nil, errors.New("store: claim without owner")
 	}
 	db, err := s.dbClock(ctx)
 	if err != nil {
@@ -318,49 +385,80 @@ func (s *Postgres) ClaimDue(ctx context.Context, c Claim) ([]Passback, error) {
 	if !c.IgnoreBackoff {
 		retry += ` AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= @now)`
 	}
-	args := pgx.NamedArgs{"limit": limit, "now": db(c.Now)}
 	if !c.SkipFailedSince.IsZero() {
 		retry += ` AND p.updated_at < @skip`
-		args["skip"] = db(c.SkipFailedSince)
 	}
 	expired := `p.status = 'sending' AND p.lease_until < @now`
-	var out []Passback
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		out = nil
-		// The three queries in one round trip.
+	args := claimArgs(c, db, limit)
+	return s.claimConn(ctx, c, func(conn *pgxpool.Conn, checkOwners bool) ([]Passback, error) {
 		b := &pgx.Batch{}
+		if checkOwners {
+			b.Queue(ownersSQL, c.Owner)
+		}
+		b.Queue(`BEGIN`)
 		for _, st := range []string{`p.status = 'pending'`, retry, expired} {
 			b.Queue(`SELECT p.id FROM passbacks p JOIN sessions s ON s.id = p.session_id
 				WHERE `+st+` AND `+withNow(pgClaimable)+` ORDER BY p.id LIMIT @limit FOR UPDATE OF s SKIP LOCKED`, args)
 		}
-		br := tx.SendBatch(ctx, b)
+		br := conn.SendBatch(ctx, b)
+		if checkOwners {
+			rows, err := br.Query()
+			if err != nil {
+				br.Close()
+				return nil, err
+			}
+			dead, err := collectOwners(rows, c)
+			if err == nil && len(dead) > 0 {
+				err = &deadOwners{dead}
+			}
+			if err != nil {
+				br.Close()
+				return nil, err
+			}
+		}
+		if _, err := br.Exec(); err != nil { // BEGIN
+			br.Close()
+			return nil, err
+		}
 		var picked []int64
 		for range 3 {
 			rows, err := br.Query()
 			if err != nil {
 				br.Close()
-				return err
+				return nil, err
 			}
 			ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 			if err != nil {
 				br.Close()
-				return err
+				return nil, err
 			}
 			picked = append(picked, ids...)
 		}
 		if err := br.Close(); err != nil {
-			return err
+			return nil, err
 		}
 		if len(picked) == 0 {
-			return nil
+			_, err := conn.Exec(ctx, `COMMIT`)
+			return nil, err
 		}
 		slices.Sort(picked)
 		picked = picked[:min(len(picked), limit)]
-		var err error
-		out, err = s.take(ctx, tx, c, db, picked, `p.status = 'pending' OR (`+retry+`) OR (`+expired+`)`, "")
-		return err
+		args := maps.Clone(args)
+		args["ids"] = picked
+		b = &pgx.Batch{}
+		queueTake(b, args, `p.status = 'pending' OR (`+retry+`) OR (`+expired+`)`)
+		b.Queue(`COMMIT`)
+		br = conn.SendBatch(ctx, b)
+		defer br.Close()
+		out, err := readTake(br)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := br.Exec(); err != nil {
+			return nil, err
+		}
+		return out, br.Close()
 	})
-	return out, err
 }
 
 // Complete implements Store: every outcome of the group in one statement,
