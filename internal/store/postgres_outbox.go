@@ -396,9 +396,16 @@ func (s *Postgres) ClaimDue(ctx context.Context, c Claim) ([]Passback, error) {
 			b.Queue(ownersSQL, c.Owner)
 		}
 		b.Queue(`BEGIN`)
+		// Walk each status in id order by its index and stop at the limit,
+		// even while the planner has no statistics of a freshly filled
+		// queue (it would sort every queued row for each claim).
+		b.Queue(`SET LOCAL enable_sort = off`)
 		for _, st := range []string{`p.status = 'pending'`, retry, expired} {
-			b.Queue(`SELECT p.id FROM passbacks p JOIN sessions s ON s.id = p.session_id
-				WHERE `+st+` AND `+withNow(pgClaimable)+` ORDER BY p.id LIMIT @limit FOR UPDATE OF s SKIP LOCKED`, args)
+			b.Queue(`SELECT c.id FROM (SELECT p.id, p.session_id FROM passbacks p WHERE `+st+` ORDER BY p.id OFFSET 0) c
+				JOIN sessions s ON s.id = c.session_id
+				WHERE c.id = (SELECT MAX(q.id) FROM passbacks q WHERE q.session_id = c.session_id)
+				AND NOT EXISTS (SELECT 1 FROM passbacks r WHERE r.session_id = c.session_id AND r.id <> c.id AND r.lease_until >= @now)
+				ORDER BY c.id LIMIT @limit FOR UPDATE OF s SKIP LOCKED`, args)
 		}
 		br := conn.SendBatch(ctx, b)
 		if checkOwners {
@@ -416,9 +423,11 @@ func (s *Postgres) ClaimDue(ctx context.Context, c Claim) ([]Passback, error) {
 				return nil, err
 			}
 		}
-		if _, err := br.Exec(); err != nil { // BEGIN
-			br.Close()
-			return nil, err
+		for range 2 { // BEGIN, SET
+			if _, err := br.Exec(); err != nil {
+				br.Close()
+				return nil, err
+			}
 		}
 		var picked []int64
 		for range 3 {

@@ -104,4 +104,9 @@ var pgSchema = []string{
 		token text NOT NULL,
 		expires_at timestamptz NOT NULL
 	);`,
+	// The in-flight window a claim checks for each candidate (a row of the
+	// session whose lease has not ended): only rows on the wire or after an
+	// uncertain attempt have lease_until, a handful, so this index keeps the
+	// check from reading the session's whole history.
+	`CREATE INDEX passbacks_leased ON passbacks (session_id, lease_until) WHERE lease_until IS NOT NULL;`,
 }

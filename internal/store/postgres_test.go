@@ -204,3 +204,43 @@ func TestCopySQLite(t *testing.T) {
 		t.Fatalf("a refused copy changed the target: %+v -> %+v", before, after)
 	}
 }
+
+// A database of an earlier schema version is brought up to date on open,
+// its data kept; `db status` (WithoutMigration) reports it as it is first.
+func TestPostgresMigratesOlderSchema(t *testing.T) {
+	s, conn := pgStore(t)
+	ctx := context.Background()
+	a := journal(t, s, "alice")
+	latest, _ := s.(store.Migrator).SchemaStatus(ctx)
+	if latest.Version < 2 {
+		t.Fatalf("schema %+v", latest)
+	}
+	// As the first release left it: without the step that added passbacks_leased.
+	if _, err := conn.Exec(ctx, `DROP INDEX passbacks_leased; UPDATE ltigrade_schema SET version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	dsn := conn.Config().ConnString()
+	old, err := store.Open(ctx, dsn, store.WithoutMigration())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := old.(store.Migrator).SchemaStatus(ctx)
+	old.Close()
+	if err != nil || st.Version != 1 || st.Latest != latest.Latest {
+		t.Fatalf("status without migration: %+v %v", st, err)
+	}
+	s2, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	st, _ = s2.(store.Migrator).SchemaStatus(ctx)
+	var idx int
+	conn.QueryRow(ctx, `SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'passbacks_leased'`).Scan(&idx)
+	if st.Version != latest.Latest || idx != 1 || st.Passbacks != 1 {
+		t.Fatalf("after open: %+v, index %d", st, idx)
+	}
+	if p, err := s2.Passback(ctx, a.ID); err != nil || p.Status != store.StatusPending {
+		t.Fatalf("row kept: %+v %v", p, err)
+	}
+}
