@@ -94,7 +94,9 @@ func exitCode(err error) (int, string) {
 	case isFlagError(err):
 		return ExitUsage, ""
 	}
-	return ExitError, ""
+	// An unexpected error may still know its likely fix (a database that
+	// refuses the password, say).
+	return ExitError, hintOf(err, "")
 }
 
 // hinter is an error that knows how it is fixed: config errors (a secret

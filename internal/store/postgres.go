@@ -180,6 +180,28 @@ type pgError struct {
 func (e *pgError) Error() string { return e.msg }
 func (e *pgError) Unwrap() error { return e.err }
 
+// Hint says how the likely causes of a failure are fixed, for the CLI's
+// "hint:" line.
+func (e *pgError) Hint() string {
+	var pe *pgconn.PgError
+	if errors.As(e.err, &pe) {
+		switch pe.Code {
+		case "28P01", "28000":
+			return "check the password (database_password_file, $PGPASSWORD or ~/.pgpass) and the server's pg_hba.conf for this user and host"
+		case "3D000":
+			return "create the database first (createdb -O USER DBNAME); ltigrade creates its tables itself"
+		case "42501":
+			return "the user must be allowed to create tables in the database: make it the owner (ALTER DATABASE ... OWNER TO USER) or GRANT CREATE ON SCHEMA public TO USER"
+		}
+		return ""
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(e.err, &ce) {
+		return "is PostgreSQL running and reachable at the host and port of the database URL? (ltigrade db status checks the connection)"
+	}
+	return ""
+}
+
 func (s *Postgres) wrap(err error) error {
 	if err == nil {
 		return nil

@@ -244,3 +244,22 @@ func TestPostgresMigratesOlderSchema(t *testing.T) {
 		t.Fatalf("row kept: %+v %v", p, err)
 	}
 }
+
+// A role that may not create ltigrade's tables gets the fix as a hint.
+func TestPostgresPermissionHint(t *testing.T) {
+	admin, why := storetest.AdminDSN()
+	if admin == "" {
+		t.Skip(why)
+	}
+	// The server's own "postgres" database: PostgreSQL 15 lets no one but
+	// its owner create tables in its public schema.
+	_, err := store.Open(context.Background(), admin, store.WithoutMigration())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = store.Open(context.Background(), admin)
+	var h interface{ Hint() string }
+	if err == nil || !errors.As(err, &h) || !strings.Contains(h.Hint(), "GRANT CREATE ON SCHEMA") {
+		t.Fatalf("err = %v", err)
+	}
+}
