@@ -101,7 +101,7 @@ Start with ` + "`ltigrade demo`" + ` to see the whole loop against a built-in LM
 	root.SetIn(app.In)
 	pf := root.PersistentFlags()
 	pf.StringVar(&app.configFlag, "config", "", "config file (env LTIGRADE_CONFIG; default /etc/ltigrade/config.toml, then $XDG_CONFIG_HOME/ltigrade/config.toml)")
-	pf.StringVar(&app.dbFlag, "db", "", "database file (env LTIGRADE_DB; config key database)")
+	pf.StringVar(&app.dbFlag, "db", "", "database: a SQLite file or a postgres:// URL (env LTIGRADE_DB; config key database)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: ExitUsage, err: err, hint: fmt.Sprintf("see `%s --help`", c.CommandPath())}
 	})

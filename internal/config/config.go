@@ -58,7 +58,7 @@ type EnvVar struct {
 func Environment() []EnvVar {
 	return []EnvVar{
 		{EnvConfig, "config file to load instead of " + SystemConfigFile + " or $XDG_CONFIG_HOME/ltigrade/config.toml; it must exist"},
-		{EnvDatabase, "database path; overrides `database` in the config file, overridden by --db"},
+		{EnvDatabase, "database: a SQLite file path or a postgres:// URL; overrides `database` in the config file, overridden by --db"},
 		{EnvPassbackConcurrency, fmt.Sprintf("grade passbacks sent at once, 1..%d (default %d)", MaxConcurrency, DefaultConcurrency)},
 		{EnvPassbackTimeout, fmt.Sprintf("timeout of one passback request, a Go duration such as 20s (default %s)", DefaultTimeout)},
 	}
