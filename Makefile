@@ -4,7 +4,7 @@ BIN := bin/ltigrade
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ltigrade/ltigrade/internal/cli.Version=$(VERSION)
 
-.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service gen lint clean
+.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service bench-pg gen lint clean
 
 build:
 	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ltigrade
@@ -21,11 +21,15 @@ python-env:
 ## and against a real JupyterHub (scripts/hub-env.sh: cached venv + npm proxy;
 ## exit 3 = PyPI/npm unreachable, then only internal/e2e skips), and against
 ## real nbgrader and otter-grader (scripts/grader-env.sh: cached venv; exit 3 =
-## PyPI unreachable, then only the grader tests in internal/e2e skip), and in
+## PyPI unreachable, then only the grader tests in internal/e2e skip), and the
+## PostgreSQL store, its testscript pass and the multi-host test against a
+## throwaway cluster on loopback (scripts/postgres-env.sh, stopped at the end;
+## exit 3 = PostgreSQL cannot be installed, then only those tests skip), and in
 ## headless Chromium (scripts/browser-env.sh: Debian's chromium + playwright-core
 ## from npm; exit 3 = apt/npm unreachable or not root, then the browser tests skip)
 HUB_ENV_FILE := $(CURDIR)/.cache/hub-env.out
 GRADER_ENV_FILE := $(CURDIR)/.cache/grader-env.out
+PG_ENV_FILE := $(CURDIR)/.cache/postgres-env.out
 BROWSER_ENV_FILE := $(CURDIR)/.cache/browser-env.out
 test: python-env
 	$(GO) vet ./...
@@ -35,7 +39,12 @@ test: python-env
 	if [ $$rc -eq 3 ]; then echo GRADER_ENV_EXIT=3 >$(GRADER_ENV_FILE); elif [ $$rc -ne 0 ]; then exit $$rc; fi
 	@rc=0; bash scripts/browser-env.sh >$(BROWSER_ENV_FILE) || rc=$$?; \
 	if [ $$rc -eq 3 ]; then echo BROWSER_ENV_EXIT=3 >$(BROWSER_ENV_FILE); elif [ $$rc -ne 0 ]; then exit $$rc; fi
-	LTIGRADE_SANDBOX_TESTS=$$([ "$$(id -u)" = 0 ] && echo require) LTIGRADE_HUB_ENV_FILE="$(HUB_ENV_FILE)" LTIGRADE_GRADER_ENV_FILE="$(GRADER_ENV_FILE)" LTIGRADE_BROWSER_ENV_FILE="$(BROWSER_ENV_FILE)" LTIGRADE_PYTHON="$$(bash scripts/python-env.sh)" $(GO) test -count=1 ./...
+	@rc=0; bash scripts/postgres-env.sh >$(PG_ENV_FILE) || rc=$$?; \
+	if [ $$rc -eq 3 ]; then echo PG_ENV_EXIT=3 >$(PG_ENV_FILE); elif [ $$rc -ne 0 ]; then exit $$rc; fi
+	@rc=0; LTIGRADE_SANDBOX_TESTS=$$([ "$$(id -u)" = 0 ] && echo require) LTIGRADE_HUB_ENV_FILE="$(HUB_ENV_FILE)" LTIGRADE_GRADER_ENV_FILE="$(GRADER_ENV_FILE)" \
+		LTIGRADE_BROWSER_ENV_FILE="$(BROWSER_ENV_FILE)" LTIGRADE_PG_ENV_FILE="$(PG_ENV_FILE)" \
+		LTIGRADE_PYTHON="$$(bash scripts/python-env.sh)" $(GO) test -count=1 ./... || rc=$$?; \
+	bash scripts/postgres-env.sh stop; exit $$rc
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s
@@ -51,6 +60,15 @@ fuzz:
 bench: build bench-hub bench-batch bench-service
 	$(GO) test -run=NONE -bench=. -benchtime=2000x ./internal/passback/
 	GO="$(GO)" bash scripts/bench-cli.sh
+
+## bench-pg: issue 11's figures on PostgreSQL and SQLite in one run (record and
+## resolve on 1,000,000 launches, sync --now from 1 and 4 processes at 0 and
+## 50 ms LMS latency, a 20,000-row score --batch); see docs/benchmarks.md
+bench-pg: build
+	@rc=0; env=$$(bash scripts/postgres-env.sh) || rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "bench-pg: no PostgreSQL (scripts/postgres-env.sh exit $$rc)" >&2; exit $$rc; fi; \
+	rc=0; GO="$(GO)" BENCH_PG_DSN="$$(printf "%s\n" "$$env" | sed -n "s/^LTIGRADE_TEST_PG_DSN=//p")" bash scripts/bench-pg.sh || rc=$$?; \
+	bash scripts/postgres-env.sh stop; exit $$rc
 
 ## bench-hub: hub login latency of an LTI launch with and without the hook (200 launches, 20 in flight)
 bench-hub: build

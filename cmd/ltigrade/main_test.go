@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +18,7 @@ import (
 	"github.com/ltigrade/ltigrade/internal/cli"
 	"github.com/ltigrade/ltigrade/internal/lmssim"
 	"github.com/ltigrade/ltigrade/internal/sandbox"
+	"github.com/ltigrade/ltigrade/internal/store/storetest"
 )
 
 // TestMain lets testscript run the real ltigrade as a subprocess, so every
@@ -48,10 +51,34 @@ func simFor(ts *testscript.TestScript) *lmssim.Sim {
 // LMS simulator ($LMS_URL, outcome service $LMS_URL/outcomes), a config at
 // $LTIGRADE_CONFIG with consumer course-key whose secret is in a 0600 file,
 // a database in $WORK, and user homes under $WORK/home/jupyter-{username}.
-func TestScripts(t *testing.T) {
+func TestScripts(t *testing.T) { runScripts(t, "") }
+
+// TestScriptsPostgres runs every script again with the database a
+// PostgreSQL database of its own (created through the test server's admin
+// DSN, dropped afterwards), the password in database_password_file. The
+// condition [postgres] is true in this pass: scripts about the SQLite file
+// itself skip with it.
+func TestScriptsPostgres(t *testing.T) {
+	admin, why := storetest.AdminDSN()
+	if admin == "" {
+		t.Skip(why)
+	}
+	runScripts(t, admin)
+}
+
+func runScripts(t *testing.T, pgAdmin string) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("..", "..", "testdata", "script"),
 		RequireExplicitExec: true,
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "postgres":
+				return pgAdmin != "", nil
+			case "sandbox":
+				return sandboxCondition()
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Setup: func(env *testscript.Env) error {
 			sim := lmssim.New(map[string]string{simKey: simSecret})
 			base, err := sim.Start("127.0.0.1:0")
@@ -64,8 +91,36 @@ func TestScripts(t *testing.T) {
 			if err := os.WriteFile(secretFile, []byte(simSecret+"\n"), 0o600); err != nil {
 				return err
 			}
-			cfg := fmt.Sprintf("database = %q\n[paths]\nhome = %q\n[[lti11.consumers]]\nkey = %q\nsecret_file = %q\n[passback]\ntimeout = \"3s\"\n",
-				filepath.Join(env.WorkDir, "ltigrade.db"), filepath.Join(env.WorkDir, "home", "jupyter-{username}"), simKey, secretFile)
+			// $DATABASE is the database for config files a script writes
+			// itself (through envsubst).
+			db := fmt.Sprintf("database = %q\n", filepath.Join(env.WorkDir, "ltigrade.db"))
+			env.Setenv("DATABASE", filepath.Join(env.WorkDir, "ltigrade.db"))
+			if pgAdmin != "" {
+				dsn, drop, err := storetest.NewDatabase(context.Background(), pgAdmin)
+				if err != nil {
+					return err
+				}
+				env.Defer(func() { drop() })
+				u, err := url.Parse(dsn)
+				if err != nil {
+					return err
+				}
+				pw, _ := u.User.Password()
+				u.User = url.User(u.User.Username())
+				pwFile := filepath.Join(env.WorkDir, "db.pass")
+				if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
+					return err
+				}
+				// The spool has no default beside a server database.
+				db = fmt.Sprintf("database = %q\ndatabase_password_file = %q\n[hub]\nspool_dir = %q\n",
+					u.String(), pwFile, filepath.Join(env.WorkDir, "spool"))
+				// Config files a script writes name the database without a
+				// password file: the driver takes $PGPASSWORD.
+				env.Setenv("DATABASE", u.String())
+				env.Setenv("PGPASSWORD", pw)
+			}
+			cfg := fmt.Sprintf("%s\n[paths]\nhome = %q\n[[lti11.consumers]]\nkey = %q\nsecret_file = %q\n[passback]\ntimeout = \"3s\"\n",
+				db, filepath.Join(env.WorkDir, "home", "jupyter-{username}"), simKey, secretFile)
 			cfgFile := filepath.Join(env.WorkDir, "config.toml")
 			if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 				return err
@@ -77,12 +132,6 @@ func TestScripts(t *testing.T) {
 			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
 			env.Setenv("XDG_DATA_HOME", filepath.Join(env.WorkDir, ".local", "share"))
 			return nil
-		},
-		Condition: func(cond string) (bool, error) {
-			if cond == "sandbox" {
-				return sandboxCondition()
-			}
-			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"lms":         cmdLMS,
@@ -190,7 +239,7 @@ func cmdEnvsubst(ts *testscript.TestScript, neg bool, args []string) {
 		data, err := os.ReadFile(p)
 		ts.Check(err)
 		out := string(data)
-		for _, v := range []string{"PYLMS_URL", "AGS_URL", "LMS_URL", "LMS_SECRET", "WORK"} {
+		for _, v := range []string{"PYLMS_URL", "AGS_URL", "LMS_URL", "LMS_SECRET", "DATABASE", "WORK"} {
 			out = strings.ReplaceAll(out, "$"+v, ts.Getenv(v))
 		}
 		ts.Check(os.WriteFile(p, []byte(out), 0o644))

@@ -107,12 +107,12 @@ func (a *App) Store() (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if a.storeMustExist {
+	if a.storeMustExist && !store.IsPostgres(cfg.Database) {
 		if err := databaseExists(cfg); err != nil {
 			return nil, err
 		}
 	}
-	st, err := store.OpenSQLite(cfg.Database)
+	st, err := openStore(a.Context(), cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +190,16 @@ func (a *App) printNotices(ns []grade.Notice) {
 			fmt.Fprintf(a.Err, "hint: %s\n", termsafe.Field(n.Hint))
 		}
 	}
+}
+
+// openStore opens the configured database, with the PostgreSQL password
+// the config holds apart from the URL (see config.DatabasePassword).
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	pw, err := cfg.DatabasePassword()
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, cfg.Database, store.WithPassword(pw))
 }
 
 // Close releases the store.

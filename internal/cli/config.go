@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ltigrade/ltigrade/internal/config"
+	"github.com/ltigrade/ltigrade/internal/store"
 )
 
 func newConfigCmd(app *App) *cobra.Command {
@@ -105,7 +106,9 @@ func describeConfig(cfg *config.Config) configShowOut {
 	if s, ok := cfg.Setting("database"); ok {
 		out.Database = databaseOut{Value: s.Value, Origin: s.Origin, From: s.From}
 	}
+	// A PostgreSQL database is not checked here (that needs a connection;
+	// `ltigrade db status` makes one): it is taken to exist.
 	_, err := os.Stat(cfg.Database)
-	out.Database.Exists = err == nil
+	out.Database.Exists = err == nil || store.IsPostgres(cfg.Database)
 	return out
 }

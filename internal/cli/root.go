@@ -101,7 +101,7 @@ Start with ` + "`ltigrade demo`" + ` to see the whole loop against a built-in LM
 	root.SetIn(app.In)
 	pf := root.PersistentFlags()
 	pf.StringVar(&app.configFlag, "config", "", "config file (env LTIGRADE_CONFIG; default /etc/ltigrade/config.toml, then $XDG_CONFIG_HOME/ltigrade/config.toml)")
-	pf.StringVar(&app.dbFlag, "db", "", "database file (env LTIGRADE_DB; config key database)")
+	pf.StringVar(&app.dbFlag, "db", "", "database: a SQLite file or a postgres:// URL (env LTIGRADE_DB; config key database)")
 	pf.StringVar(&app.serverFlag, "server", "", "grading service URL, e.g. https://hub.example.edu/services/ltigrade/ (env LTIGRADE_URL): grading commands go through it with $LTIGRADE_TOKEN or $JUPYTERHUB_API_TOKEN")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return withCode(ExitUsage, err, fmt.Sprintf("see `%s --help`", c.CommandPath()))
@@ -126,6 +126,7 @@ Start with ` + "`ltigrade demo`" + ` to see the whole loop against a built-in LM
 		group(newNbgraderCmd(app)),
 		group(newOtterCmd(app)),
 		group(newConfigCmd(app)),
+		group(newDBCmd(app)),
 		newGenCmd(app),
 		helpTopic("exit-codes", "Exit codes of ltigrade commands", exitCodesText()),
 		helpTopic("environment", "Environment variables ltigrade reads", environmentText()),

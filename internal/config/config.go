@@ -58,7 +58,7 @@ type EnvVar struct {
 func Environment() []EnvVar {
 	return []EnvVar{
 		{EnvConfig, "config file to load instead of " + SystemConfigFile + " or $XDG_CONFIG_HOME/ltigrade/config.toml; it must exist"},
-		{EnvDatabase, "database path; overrides `database` in the config file, overridden by --db"},
+		{EnvDatabase, "database: a SQLite file path or a postgres:// URL; overrides `database` in the config file, overridden by --db"},
 		{EnvPassbackConcurrency, fmt.Sprintf("grade passbacks sent at once, 1..%d (default %d)", MaxConcurrency, DefaultConcurrency)},
 		{EnvPassbackTimeout, fmt.Sprintf("timeout of one passback request, a Go duration such as 20s (default %s)", DefaultTimeout)},
 		{EnvServer, "URL of the grading service (…/services/ltigrade/): sessions list, resolve, score, nbgrader/otter push, passbacks list and sync go through it (--server)"},
@@ -144,19 +144,25 @@ func (o Options) withDefaults() Options {
 // rotated secret file takes effect without a restart and printing a Config
 // (with %v, %+v or %#v) cannot leak one.
 type Config struct {
-	// Database is used verbatim, relative paths included: it is a store
-	// location that may later be a URL (postgres), not a file path to fix up.
+	// Database is used verbatim, relative paths included: a SQLite file
+	// path, or a postgres:// URL (see package store), not a path to fix up.
 	Database string
-	Source   string // absolute path of the config file loaded, "" if none
-	Paths    Paths
-	LTI11    LTI11
-	LTI13    LTI13
-	Passback Passback
-	Hub      Hub
-	Sandbox  Sandbox
-	Service  Service
-	Graders  []Grader
-	Submit   Submit
+	// DatabasePasswordFile holds the PostgreSQL password when the URL has
+	// none; read by DatabasePassword, never kept here.
+	DatabasePasswordFile string
+	// dbURLPassword is the password the database URL had, taken out of
+	// Database; a pointer so that printing a Config shows an address.
+	dbURLPassword *string
+	Source        string // absolute path of the config file loaded, "" if none
+	Paths         Paths
+	LTI11         LTI11
+	LTI13         LTI13
+	Passback      Passback
+	Hub           Hub
+	Sandbox       Sandbox
+	Service       Service
+	Graders       []Grader
+	Submit        Submit
 	// Warnings are problems that do not stop ltigrade, for the CLI to print
 	// on stderr; Load itself prints nothing.
 	Warnings []string
@@ -310,8 +316,9 @@ type Sandbox struct {
 // rawFile is the config file as written. Pointers tell "absent" from "set to
 // the zero value", which precedence and validation both need.
 type rawFile struct {
-	Database *string `toml:"database"`
-	Paths    struct {
+	Database             *string `toml:"database"`
+	DatabasePasswordFile *string `toml:"database_password_file"`
+	Paths                struct {
 		Home              *string  `toml:"home"`
 		NbgitpullerParent *string  `toml:"nbgitpuller_parent"`
 		Patterns          []string `toml:"patterns"`
@@ -369,7 +376,7 @@ type rawConsumer struct {
 
 // knownKeys are the keys rawFile accepts, for "did you mean" hints.
 var knownKeys = []string{
-	"database",
+	"database", "database_password_file",
 	"paths.home", "paths.nbgitpuller_parent", "paths.patterns",
 	"lti11.consumers.key", "lti11.consumers.secret", "lti11.consumers.secret_file", "lti11.consumers.secret_env",
 	"passback.concurrency", "passback.timeout",
@@ -658,6 +665,13 @@ func resolve(o Options, file fileChoice, raw *rawFile) (*Config, error) {
 	}
 	c.Database = db.v
 	c.record("database", RedactDSN(db.v), db.origin, db.from)
+	if IsPostgresURL(db.v) {
+		// checkDatabase has parsed it.
+		c.Database, c.dbURLPassword, _ = splitPassword(db.v)
+	}
+	if err := c.resolveDatabasePassword(raw.DatabasePasswordFile, db.origin == OriginFlag || db.origin == OriginEnv, src); err != nil {
+		return nil, err
+	}
 
 	// paths
 	home := first(withValue(fromFile(raw.Paths.Home != nil), deref(raw.Paths.Home)),

@@ -107,7 +107,9 @@ func ExitCode(err error) (int, string) {
 	case errors.Is(err, context.Canceled):
 		return ExitError, "interrupted"
 	}
-	return ExitError, ""
+	// An unexpected error may still know its likely fix (a database that
+	// refuses the password, say).
+	return ExitError, hintOf(err, "")
 }
 
 // Severity orders exit codes of many rows: the most serious wins.

@@ -38,7 +38,7 @@ const (
 // running lmssim, and a config naming the consumer's secret file, as
 // `ltigrade sync` would load it.
 type benchEnv struct {
-	st       *store.SQLite
+	st       store.Store
 	sim      *lmssim.Sim
 	cfg      *config.Config
 	sessions []*store.Launch
@@ -68,7 +68,7 @@ func newBenchEnv(b *testing.B, n int) *benchEnv {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { sim.Close() })
-	st, err := store.OpenSQLite(cfg.Database)
+	st, err := store.Open(context.Background(), cfg.Database)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -225,7 +225,7 @@ const (
 // a running lmssim.Platform, and a config with its [[lti13.platforms]] entry
 // and key file, as `ltigrade sync` would load them.
 type agsBenchEnv struct {
-	st       *store.SQLite
+	st       store.Store
 	plat     *lmssim.Platform
 	cfg      *config.Config
 	sessions []*store.Launch
@@ -260,7 +260,7 @@ func newAGSBenchEnv(b *testing.B, n int) *agsBenchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := store.OpenSQLite(cfg.Database)
+	st, err := store.Open(context.Background(), cfg.Database)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -169,6 +169,12 @@ func (e *Engine) SendNow(ctx context.Context, ids []int64, wait time.Duration) (
 	todo := append([]int64(nil), ids...)
 	for len(todo) > 0 && ctx.Err() == nil {
 		got, err := e.Store.ClaimIDs(ctx, e.claim(e.Now(), true, 0), todo)
+		if err != nil && ctx.Err() != nil {
+			// The budget ended during the claim (a database server a round
+			// trip away makes that likely): nothing was leased, the rows
+			// stay queued.
+			break
+		}
 		if err != nil {
 			return nil, err
 		}

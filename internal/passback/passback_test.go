@@ -11,11 +11,12 @@ import (
 
 	"github.com/ltigrade/ltigrade/internal/owner"
 	"github.com/ltigrade/ltigrade/internal/store"
+	"github.com/ltigrade/ltigrade/internal/store/storetest"
 )
 
 func openStore(t *testing.T, path string) store.Store {
 	t.Helper()
-	s, err := store.OpenSQLite(path)
+	s, err := store.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +126,11 @@ func TestBackoffGrowsAndCaps(t *testing.T) {
 // a known order, a sender that is slow and flaky: afterwards the LMS must
 // hold each student's newest score.
 func TestNewestScoreWinsUnderConcurrency(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "db")
-	s := openStore(t, path)
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) { testNewestScoreWins(t, b) })
+}
+
+func testNewestScoreWins(t *testing.T, b storetest.Backend) {
+	s, reopen := b.Open(t)
 	var sessions []*store.Session
 	for i := 0; i < 5; i++ {
 		sessions = append(sessions, session(t, s, fmt.Sprintf("u%d", i)))
@@ -152,7 +156,7 @@ func TestNewestScoreWinsUnderConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			h := openStore(t, path)
+			h := reopen()
 			e := &Engine{Store: h, Sender: sender, Timeout: 5 * time.Second, Concurrency: 4,
 				Backoff: func(int) time.Duration { return 0 }}
 			for j := 0; j < 15; j++ {
@@ -195,7 +199,13 @@ func TestNewestScoreWinsUnderConcurrency(t *testing.T) {
 // A process that claimed rows and died (its lease owner no longer runs)
 // must not delay delivery: the next drain re-sends at once.
 func TestDeadOwnerRowsAreResent(t *testing.T) {
-	s := openStore(t, filepath.Join(t.TempDir(), "db"))
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		s, _ := b.Open(t)
+		testDeadOwnerRowsAreResent(t, s)
+	})
+}
+
+func testDeadOwnerRowsAreResent(t *testing.T, s store.Store) {
 	sess := session(t, s, "alice")
 	id := journal(t, s, sess, "0.7")
 	now := time.Now()
@@ -279,5 +289,56 @@ func TestSendBatch(t *testing.T) {
 	}
 	if len(got) != 4 {
 		t.Errorf("reported %d rows of 4", len(got))
+	}
+}
+
+// An attempt is bounded by the engine's timeout even where nothing else
+// bounds it (Drain, SendBatch): a sender still waiting when the timeout
+// ends gets its context cancelled, and the attempt counts as an uncertain
+// retry, never as sent. The sender here would report "sent" only if its
+// context outlived the timeout by far.
+func TestAttemptOutlivingTimeoutIsNotSent(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "db"))
+	id := journal(t, s, session(t, s, "alice"), "0.7")
+	e := &Engine{Store: s, Timeout: 50 * time.Millisecond, Backoff: func(int) time.Duration { return time.Hour },
+		Sender: SenderFunc(func(ctx context.Context, p *store.Passback) Outcome {
+			select {
+			case <-ctx.Done():
+				return Outcome{Status: store.StatusRetry, Message: ctx.Err().Error(), Uncertain: true}
+			case <-time.After(10 * time.Second):
+				return Outcome{Status: store.StatusSent}
+			}
+		})}
+	st, err := e.Drain(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.Passback(context.Background(), id)
+	if st.Sent != 0 || p.Status != store.StatusRetry || p.LeaseUntil == nil {
+		t.Fatalf("stats %+v, row %s (lease kept: %v): an attempt past passback.timeout was counted as sent", st, p.Status, p.LeaseUntil != nil)
+	}
+}
+
+// slowClaims is a store whose claims by id take until the caller's context
+// ends, as a claim does that is still on its way to a database server
+// when the score's time budget runs out.
+type slowClaims struct{ store.Store }
+
+func (s slowClaims) ClaimIDs(ctx context.Context, c store.Claim, ids []int64) ([]store.Passback, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// A score whose time budget ends during the claim is queued, not failed:
+// the row is journaled and nothing was leased.
+func TestSendNowBudgetEndsDuringClaim(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "db"))
+	id := journal(t, s, session(t, s, "alice"), "0.7")
+	e := &Engine{Store: slowClaims{s}, Timeout: 50 * time.Millisecond, Sender: SenderFunc(func(ctx context.Context, p *store.Passback) Outcome {
+		return Outcome{Status: store.StatusSent}
+	})}
+	got, err := e.SendNow(context.Background(), []int64{id}, time.Second)
+	if err != nil || len(got) != 1 || got[0].Status != store.StatusPending {
+		t.Fatalf("got %+v, %v: want the row queued (pending) and no error", got, err)
 	}
 }

@@ -113,7 +113,7 @@ graders = ["group:instructors"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.OpenSQLite(cfg.Database)
+	st, err := store.Open(context.Background(), cfg.Database)
 	if err != nil {
 		t.Fatal(err)
 	}

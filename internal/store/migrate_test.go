@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -33,7 +34,7 @@ func TestMigrateMarksOldLTI13LinksUnsigned(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	s, err := OpenSQLite(path)
+	s, err := openSQLite(path, options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,5 +51,34 @@ func TestMigrateMarksOldLTI13LinksUnsigned(t *testing.T) {
 	ns, err := s.CourseNotebooks(context.Background(), "p", "c1")
 	if err != nil || len(ns) != 2 {
 		t.Errorf("course notebooks after migration: %v %v", ns, err)
+	}
+}
+
+// The superseding a claim does within its sessions reads those sessions'
+// rows by the session index, not the whole queue by the status index: with
+// a 20,000-row batch queued, the status index made every claim of
+// `score --batch` read all 20,000 rows.
+func TestSupersedeWithinSessionsUsesSessionIndex(t *testing.T) {
+	s, err := openSQLite(filepath.Join(t.TempDir(), "lti.db"), options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, tail := range []string{` AND session_id = 7`, ` AND session_id IN (SELECT session_id FROM passbacks WHERE id IN (1, 2))`} {
+		rows, err := s.db.Query(`EXPLAIN QUERY PLAN `+supersedeSQL+tail, 1, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			rows.Scan(&id, &parent, &notused, &detail)
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if got := strings.Join(plan, "; "); strings.Contains(got, "passbacks_status") || !strings.Contains(got, "passbacks_session") {
+			t.Errorf("plan of the superseding%s: %s", tail, got)
+		}
 	}
 }

@@ -164,13 +164,13 @@ type SQLite struct {
 	warnings []string
 }
 
-// Warnings are problems OpenSQLite found and fixed (a database file others
-// could read), for the caller to show; the store prints nothing.
+// Warnings implements Store: problems openSQLite found and fixed (a
+// database file others could read).
 func (s *SQLite) Warnings() []string { return s.warnings }
 
-// OpenSQLite opens (creating if needed) the database at path. Directories
+// openSQLite opens (creating if needed) the database at path. Directories
 // are created 0700 and a new file 0600: launches hold students' data.
-func OpenSQLite(path string) (*SQLite, error) {
+func openSQLite(path string, o options) (*SQLite, error) {
 	if path == "" {
 		return nil, errors.New("store: no database path")
 	}
@@ -220,6 +220,9 @@ func OpenSQLite(path string) (*SQLite, error) {
 		db.Close()
 		return nil, err
 	}
+	if o.noMigrate {
+		return s, nil
+	}
 	if err := s.migrate(); err != nil {
 		db.Close()
 		return nil, err
@@ -265,7 +268,10 @@ func (s *SQLite) migrate() error {
 	if err := s.db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
 		return s.wrap(err)
 	}
-	if v >= len(schema) {
+	if v > len(schema) {
+		return fmt.Errorf("store: %s has schema version %d, newer than this ltigrade knows (%d); use a newer ltigrade", s.path, v, len(schema))
+	}
+	if v == len(schema) {
 		return nil
 	}
 	tx, err := s.db.Begin()
@@ -303,6 +309,58 @@ func (s *SQLite) wrap(err error) error {
 
 // Close closes the database.
 func (s *SQLite) Close() error { return s.db.Close() }
+
+// SchemaStatus implements Migrator.
+func (s *SQLite) SchemaStatus(ctx context.Context) (SchemaStatus, error) {
+	st := SchemaStatus{Backend: "sqlite", Database: s.path, Latest: len(schema)}
+	if err := s.db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&st.Version); err != nil {
+		return st, s.wrap(err)
+	}
+	if st.Version < len(schema) {
+		return st, nil // counts need the current tables
+	}
+	err := s.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM launches), (SELECT COUNT(*) FROM sessions),
+		(SELECT COUNT(*) FROM passbacks), (SELECT COUNT(*) FROM ags_tokens),
+		(SELECT COUNT(*) FROM passbacks WHERE status IN ('pending','retry','sending'))`).
+		Scan(&st.Launches, &st.Sessions, &st.Passbacks, &st.Tokens, &st.Queued)
+	return st, s.wrap(err)
+}
+
+// Migrate implements Migrator; openSQLite has already migrated.
+func (s *SQLite) Migrate(ctx context.Context) (SchemaStatus, error) {
+	if err := s.migrate(); err != nil {
+		return SchemaStatus{}, err
+	}
+	return s.SchemaStatus(ctx)
+}
+
+// relaxed runs f in a transaction committed without waiting for the disk
+// (synchronous=NORMAL: in WAL mode the commit is in the OS's cache, safe
+// from a crash of the process, and reaches the disk at the next fsynced
+// commit or checkpoint). It is for what a power loss may lose harmlessly:
+// delivery outcomes, whose loss only means the score is sent again. The
+// connection goes back to FULL afterwards, so journal commits stay fsynced
+// (and an fsynced commit also syncs the relaxed ones before it).
+func (s *SQLite) relaxed(ctx context.Context, f func(tx *sql.Tx) error) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return s.wrap(err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`)
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		return err
+	}
+	return s.wrap(tx.Commit())
+}
 
 func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
 

@@ -13,13 +13,18 @@ import (
 // would create ./postgres:/user:password@host/db and answer from it.
 func TestOpenSQLiteRefusesURL(t *testing.T) {
 	t.Chdir(t.TempDir())
-	_, err := OpenSQLite("postgres://grader:pw-LEAK@db/ltigrade")
+	_, err := openSQLite("postgres://grader:pw-LEAK@db/ltigrade", options{})
 	if err == nil || strings.Contains(err.Error(), "pw-LEAK") || !strings.Contains(err.Error(), "not a SQLite file path") {
 		t.Errorf("err = %v", err)
 	}
 	if entries, _ := os.ReadDir("."); len(entries) > 0 {
 		t.Errorf("created %s", entries[0].Name())
 	}
+}
+
+func mkLaunch(user, link string, at time.Time) *Launch {
+	return &Launch{Username: user, Version: "1.1", Platform: "course-key", LTIUserID: "lti-" + user,
+		ResourceLinkID: link, LaunchedAt: at, AuthState: []byte(`{}`)}
 }
 
 func perm(t *testing.T, p string) os.FileMode {
@@ -37,7 +42,7 @@ func perm(t *testing.T, p string) os.FileMode {
 // Group bits stay: the documented grader group needs them.
 func TestOpenSQLiteFixesLooseMode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "lti.db")
-	first, err := OpenSQLite(path)
+	first, err := openSQLite(path, options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +63,7 @@ func TestOpenSQLiteFixesLooseMode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := OpenSQLite(path)
+	s, err := openSQLite(path, options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +82,7 @@ func TestOpenSQLiteFixesLooseMode(t *testing.T) {
 	}
 
 	// Group-only access is left alone, silently.
-	again, err := OpenSQLite(path)
+	again, err := openSQLite(path, options{})
 	if err != nil {
 		t.Fatal(err)
 	}

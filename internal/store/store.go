@@ -1,9 +1,10 @@
 // Package store keeps launches, current sessions and the passback outbox.
 //
-// The Store interface is what the rest of ltigrade uses; SQLite (sqlite.go) is
-// the embedded default. A PostgreSQL implementation only has to satisfy the
-// same interface and pass the same tests (store_test.go runs against any
-// Store returned by a constructor).
+// The Store interface is what the rest of ltigrade uses, and Open picks the
+// implementation by the database value: SQLite (sqlite*.go), the embedded
+// default for one machine, or PostgreSQL (postgres*.go) for writers on
+// several hosts. Both pass the one conformance suite in storetest, which
+// includes the concurrency and ordering properties the outbox relies on.
 package store
 
 import (
@@ -176,8 +177,8 @@ type Store interface {
 	// unless that session already has a newer launch. It fills l.ID and
 	// l.SessionID and returns the session as it is after the write.
 	RecordLaunch(ctx context.Context, l *Launch) (*Session, error)
-	// RecordLaunches records many launches in one transaction (spool
-	// ingestion, import): one commit instead of one per launch.
+	// RecordLaunches records many launches in one transaction (imports,
+	// spool ingestion, seeding), filling their IDs and SessionIDs.
 	RecordLaunches(ctx context.Context, ls []*Launch) error
 	Session(ctx context.Context, id int64) (*Session, error)
 	Launch(ctx context.Context, id int64) (*Launch, error)
@@ -228,6 +229,11 @@ type Store interface {
 	FinishSubmission(ctx context.Context, id int64, owner string, r SubmissionResult) error
 	Submission(ctx context.Context, id int64) (*Submission, error)
 	ListSubmissions(ctx context.Context, f SubmissionFilter) ([]Submission, error)
+	// Warnings are problems found on opening that the store worked around
+	// or that the operator should know (a database file others could read,
+	// a PostgreSQL connection without TLS), for the caller to show: the
+	// store prints nothing.
+	Warnings() []string
 
 	Close() error
 }

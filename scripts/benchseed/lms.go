@@ -22,6 +22,7 @@ func cmdServeLMS(args []string) error {
 	secret := fs.String("secret", "", "consumer secret")
 	secretFile := fs.String("secret-file", "", "file holding the consumer secret")
 	urlFile := fs.String("url-file", "", "write the outcome service URL here once listening")
+	latency := fs.Duration("latency", 0, "added latency of every outcome request")
 	fs.Parse(args)
 	if *secretFile != "" {
 		b, err := os.ReadFile(*secretFile)
@@ -36,6 +37,7 @@ func cmdServeLMS(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	sim := lmssim.New(map[string]string{*key: *secret})
+	sim.SetLatency(*latency)
 	base, err := sim.Start(*addr)
 	if err != nil {
 		return err

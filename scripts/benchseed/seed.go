@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/jackc/pgx/v5"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -114,6 +115,9 @@ func cmdSeed(args []string) error {
 		return errors.New("-db is required")
 	}
 	params := fmt.Sprintf("benchseed v%d users=%d launches=%d links=%d seed=%d\n", seedVersion, *users, *launches, *links, *seed)
+	if store.IsPostgres(*dbPath) {
+		return seedPostgres(*dbPath, params, *users, *launches, *links, *batch, *seed)
+	}
 	marker := *dbPath + ".params"
 	if b, err := os.ReadFile(marker); err == nil && string(b) == params {
 		if _, err := os.Stat(*dbPath); err == nil {
@@ -142,7 +146,7 @@ func cmdSeed(args []string) error {
 
 	start := time.Now()
 	evs := events(c, *launches, *seed)
-	st, err := store.OpenSQLite(tmp)
+	st, err := store.Open(context.Background(), tmp)
 	if err != nil {
 		return err
 	}
@@ -261,18 +265,24 @@ func cmdPassbacks(args []string) error {
 	key := fs.String("key", consumerKey, "consumer key")
 	batch := fs.Int("batch", 100, "passbacks per Enqueue transaction")
 	quiet := fs.Bool("q", false, "no summary on stderr")
+	queue := fs.Bool("queue", true, "queue one passback per session (false: sessions only)")
+	csvFile := fs.String("csv", "", "also write a score --batch CSV (username,notebook,score) for the sessions")
 	fs.Parse(args)
 	if *dbPath == "" || *outcomeURL == "" {
 		return errors.New("-db and -url are required")
 	}
-	if err := removeDB(*dbPath); err != nil {
+	if store.IsPostgres(*dbPath) {
+		if err := resetPostgres(*dbPath); err != nil {
+			return err
+		}
+	} else if err := removeDB(*dbPath); err != nil {
 		return err
 	}
 	c, err := newCorpus(*n, 1)
 	if err != nil {
 		return err
 	}
-	st, err := store.OpenSQLite(*dbPath)
+	st, err := store.Open(context.Background(), *dbPath)
 	if err != nil {
 		return err
 	}
@@ -290,8 +300,18 @@ func cmdPassbacks(args []string) error {
 			return err
 		}
 	}
+	if *csvFile != "" {
+		var b strings.Builder
+		b.WriteString("username,notebook,score\n")
+		for i, l := range ls {
+			fmt.Fprintf(&b, "%s,/home/jupyter-%s/%s,%d/100\n", l.Username, l.Username, c.links[0].notebook, i%101)
+		}
+		if err := os.WriteFile(*csvFile, []byte(b.String()), 0o600); err != nil {
+			return err
+		}
+	}
 	rng := rand.New(rand.NewPCG(3, 0))
-	for i := 0; i < len(ls); i += *batch {
+	for i := 0; *queue && i < len(ls); i += *batch {
 		var ps []*store.Passback
 		for _, l := range ls[i:min(i+*batch, len(ls))] {
 			given := float64(rng.IntN(101))
@@ -309,4 +329,72 @@ func cmdPassbacks(args []string) error {
 		fmt.Fprintf(os.Stderr, "benchseed: queued %d passbacks in %s (%.1fs)\n", *n, *dbPath, time.Since(start).Seconds())
 	}
 	return st.Close()
+}
+
+// resetPostgres empties a PostgreSQL database of ltigrade's tables (the
+// next open creates them again).
+func resetPostgres(dsn string) error {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `DROP TABLE IF EXISTS sessions, launches, course_notebooks, passbacks, ags_tokens, ltigrade_schema, benchseed_params CASCADE`)
+	return err
+}
+
+// seedPostgres is cmdSeed for a PostgreSQL database: the parameters are
+// kept in a table of the database, so a seeded database is reused.
+func seedPostgres(dsn, params string, users, launches, links, batch int, seed uint64) error {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var have string
+	if conn.QueryRow(ctx, `SELECT params FROM benchseed_params`).Scan(&have) == nil && strings.TrimSpace(have) == strings.TrimSpace(params) {
+		fmt.Fprintf(os.Stderr, "benchseed: reusing the PostgreSQL database (%s)\n", strings.TrimSpace(params))
+		return nil
+	}
+	if err := resetPostgres(dsn); err != nil {
+		return err
+	}
+	c, err := newCorpus(users, links)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	evs := events(c, launches, seed)
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fmt.Fprintf(os.Stderr, "benchseed: seeding %d launches into PostgreSQL\n", len(evs))
+	buf := make([]*store.Launch, 0, batch)
+	lastReport := time.Now()
+	for i, e := range evs {
+		buf = append(buf, c.storeLaunch(int(e.user), int(e.link), time.Unix(e.at, 0)))
+		if len(buf) == batch || i == len(evs)-1 {
+			if err := st.RecordLaunches(ctx, buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+			if time.Since(lastReport) > 5*time.Second || i == len(evs)-1 {
+				lastReport = time.Now()
+				rate := float64(i+1) / time.Since(start).Seconds()
+				fmt.Fprintf(os.Stderr, "benchseed: %7d/%d launches  %6.0f launches/s  eta %4.0fs\n", i+1, len(evs), rate, float64(len(evs)-i-1)/rate)
+			}
+		}
+	}
+	if _, err := conn.Exec(ctx, `VACUUM ANALYZE`); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE benchseed_params (params text); INSERT INTO benchseed_params VALUES ('`+strings.TrimSpace(params)+`')`); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "benchseed: seeded %d launches in %.1fs\n", len(evs), time.Since(start).Seconds())
+	return nil
 }
