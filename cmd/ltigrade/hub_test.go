@@ -1,15 +1,21 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/ltigrade/ltigrade/internal/sandbox"
 )
 
 // cmdFakeHub starts a stand-in for JupyterHub's API that knows three
@@ -62,4 +68,35 @@ func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// sandboxCondition is the script condition [sandbox]: this machine can
+// build grading sandboxes (root, namespaces). Under
+// LTIGRADE_SANDBOX_TESTS=require (CI as root) a machine that cannot is an
+// error, not a skip.
+func sandboxCondition() (bool, error) {
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "the grading sandbox needs root"
+	} else if err := sandbox.Available(); err != nil {
+		why = "the grading sandbox is unavailable: " + err.Error()
+	}
+	if why != "" && os.Getenv("LTIGRADE_SANDBOX_TESTS") == "require" {
+		return false, fmt.Errorf("%s (LTIGRADE_SANDBOX_TESTS=require)", why)
+	}
+	return why == "", nil
+}
+
+// cmdSandboxUser creates a throwaway system user for the grading sandbox
+// (removed when the script ends) and sets SANDBOX_USER.
+func cmdSandboxUser(ts *testscript.TestScript, neg bool, args []string) {
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "ltgts" + hex.EncodeToString(b)
+	if out, err := exec.Command("useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+		"--shell", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
+		ts.Fatalf("useradd: %v %s", err, out)
+	}
+	ts.Defer(func() { exec.Command("userdel", name).Run() })
+	ts.Setenv("SANDBOX_USER", name)
 }

@@ -17,12 +17,15 @@ import (
 
 	"github.com/ltigrade/ltigrade/internal/cli"
 	"github.com/ltigrade/ltigrade/internal/lmssim"
+	"github.com/ltigrade/ltigrade/internal/sandbox"
 	"github.com/ltigrade/ltigrade/internal/store/storetest"
 )
 
 // TestMain lets testscript run the real ltigrade as a subprocess, so every
 // script exercises exit codes, stdout and stderr as users see them.
 func TestMain(m *testing.M) {
+	// The [sandbox] condition builds a sandbox from this test binary.
+	sandbox.ChildMain()
 	testscript.Main(m, map[string]func(){
 		"ltigrade": func() { os.Exit(cli.Main()) },
 	})
@@ -68,8 +71,11 @@ func runScripts(t *testing.T, pgAdmin string) {
 		Dir:                 filepath.Join("..", "..", "testdata", "script"),
 		RequireExplicitExec: true,
 		Condition: func(cond string) (bool, error) {
-			if cond == "postgres" {
+			switch cond {
+			case "postgres":
 				return pgAdmin != "", nil
+			case "sandbox":
+				return sandboxCondition()
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -136,6 +142,7 @@ func runScripts(t *testing.T, pgAdmin string) {
 			"fakehub":     cmdFakeHub,
 			"freeport":    cmdFreePort,
 			"waithttp":    cmdWaitHTTP,
+			"sandboxuser": cmdSandboxUser,
 		},
 	})
 }

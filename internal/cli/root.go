@@ -121,6 +121,7 @@ Start with ` + "`ltigrade demo`" + ` to see the whole loop against a built-in LM
 		newSandboxCmd(app),
 		newSandboxExecCmd(app),
 		newServeCmd(app),
+		newSubmitCmd(app),
 		group(newImportCmd(app)),
 		group(newNbgraderCmd(app)),
 		group(newOtterCmd(app)),

@@ -15,8 +15,10 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/ltigrade/ltigrade/internal/config"
+	"github.com/ltigrade/ltigrade/internal/grade"
 	"github.com/ltigrade/ltigrade/internal/hubapi"
 	"github.com/ltigrade/ltigrade/internal/keys"
+	"github.com/ltigrade/ltigrade/internal/sandbox"
 	"github.com/ltigrade/ltigrade/internal/service"
 )
 
@@ -150,6 +152,22 @@ healthz. docs/service.md has the details.`,
 						AuthStyle: oauth2.AuthStyleInParams}}}
 			srv := &service.Server{Grader: g, Auth: auth, Prefix: setup.Prefix, Log: log, Version: version(),
 				JWKS: func() (keys.JWKSet, error) { return publicKeys(cfg) }}
+			// Server-side grading (ltigrade submit): workers grade journaled
+			// submissions in the sandbox; without one, submitting is refused.
+			switch {
+			case len(cfg.Graders) == 0:
+				g.GradingOff = "no [[graders]] are configured"
+			default:
+				if err := sandbox.Available(); err != nil {
+					g.GradingOff = "the grading sandbox is unavailable here"
+					log.Warn("server-side grading off", "reason", err.Error())
+				} else {
+					grading := &grade.Grading{G: g, Run: sandbox.Run, Workers: cfg.Submit.Workers, Log: log}
+					g.OnSubmit = grading.Wake
+					go grading.Serve(app.Context())
+					log.Info("grading submissions", "workers", cfg.Submit.Workers, "graders", len(cfg.Graders))
+				}
+			}
 			ln, err := net.Listen("tcp", setup.Listen)
 			if err != nil {
 				return fmt.Errorf("serve: %w", err)

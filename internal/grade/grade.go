@@ -47,6 +47,12 @@ type Local struct {
 	// Cwd anchors relative notebook paths without a user; "" means the
 	// process's working directory.
 	Cwd string
+	// GradingOff, if set, says why this process does not grade
+	// submissions; Submit then refuses them.
+	GradingOff string
+	// OnSubmit, if set, is called after a submission is journaled (the
+	// service wakes a grading worker).
+	OnSubmit func()
 	// Warn receives warnings that belong to no one result (a spool it
 	// cannot read, a launch recorded with a warning); nil drops them.
 	Warn func(string)

@@ -346,6 +346,17 @@ async def _ltigrade_set_env(spawner):
     spawner._ltigrade_env_keys = tuple(env)
 
 
+def _ltigrade_service_env(spawner):
+    """With the grading service installed (hub install --service), tell the
+    user's server where it is: `ltigrade submit` reads LTIGRADE_URL."""
+    url = globals().get("LTIGRADE_SERVICE_URL")
+    name = globals().get("LTIGRADE_SERVICE_NAME")
+    if url and name:
+        env = dict(spawner.environment)
+        env["LTIGRADE_URL"] = url.rstrip("/") + "/services/" + name + "/"
+        spawner.environment = env
+
+
 async def _ltigrade_await(value):
     return await value if inspect.isawaitable(value) else value
 
@@ -366,6 +377,7 @@ def _ltigrade_pre_spawn_hook(previous):
         if previous is not None:
             await _ltigrade_await(previous(spawner))
         await _ltigrade_set_env(spawner)
+        _ltigrade_service_env(spawner)
     pre_spawn_hook.ltigrade_previous = previous
     return pre_spawn_hook
 

@@ -201,3 +201,21 @@ func set(q url.Values, k, v string) {
 		q.Set(k, v)
 	}
 }
+
+// Submit sends a notebook of the token's user for server-side grading.
+func (c *Client) Submit(ctx context.Context, r grade.SubmitRequest) (*grade.SubmissionView, error) {
+	var out grade.SubmissionView
+	if err := c.do(ctx, http.MethodPost, "api/submissions", nil, r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Submission is one submission's state.
+func (c *Client) Submission(ctx context.Context, id int64) (*grade.SubmissionView, error) {
+	var out grade.SubmissionView
+	if err := c.do(ctx, http.MethodGet, "api/submissions/"+strconv.FormatInt(id, 10), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"html/template"
+	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -21,6 +22,12 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 			return ""
 		}
 		return t.UTC().Format("2006-01-02 15:04 UTC")
+	},
+	"deref": func(f *float64) string {
+		if f == nil {
+			return ""
+		}
+		return strconv.FormatFloat(*f, 'f', -1, 64)
 	},
 	"dash": func(s string) string {
 		if s == "" {
@@ -61,7 +68,19 @@ form{display:inline}button{font:inherit;padding:.1rem .6rem}
 {{if .Mine}}<table id="mine"><tr><th>Course</th><th>Assignment</th><th>Opened</th><th>Launched</th><th>Latest grade</th><th>Delivered to the LMS</th></tr>
 {{range .Mine}}<tr><td>{{dash .Course}}</td><td>{{dash .Assignment}}</td><td>{{dash .Opened}}</td><td>{{when .Launched}}</td><td>{{dash .Score}}</td><td class="status-{{.Status}}">{{.Delivery}}</td></tr>{{end}}
 </table>{{else}}<p>No launches of yours are recorded yet: open an assignment from the LMS.</p>{{end}}
+{{if .Gradable}}<h2>Submit for grading</h2>
+{{range .Gradable}}<form method="post" action="submit" enctype="multipart/form-data" class="submit">
+<input type="hidden" name="_csrf" value="{{$.CSRF}}"><input type="hidden" name="path" value="{{.Path}}">
+<label>{{.Assignment}} — {{.Path}}: <input type="file" name="notebook" accept=".ipynb" required></label>
+<button type="submit" id="submit-{{.Index}}">Submit</button></form><br>
+{{end}}{{end}}
 {{end}}
+{{if .Submissions}}<h2>Submissions</h2>
+<table id="submissions"><tr><th>ID</th>{{if .Grader}}<th>User</th>{{end}}<th>Assignment</th><th>Notebook</th><th>State</th><th>Score</th><th>Submitted</th><th>Why / output</th></tr>
+{{range .Submissions}}<tr data-submission="{{.ID}}"><td>{{.ID}}</td>{{if $.Grader}}<td>{{.Username}}</td>{{end}}<td>{{dash .Assignment}}</td><td>{{.Path}}</td>
+<td class="state-{{.State}}">{{.State}}</td><td>{{if .Score}}{{deref .Score}} / {{deref .OutOf}}{{else}}–{{end}}</td><td>{{when .CreatedAt}}</td>
+<td>{{if eq .State "failed"}}{{.Reason}}<pre>{{.Output}}</pre>{{end}}</td></tr>{{end}}
+</table>{{end}}
 </body></html>
 `))
 
@@ -83,6 +102,11 @@ type pageCourse struct {
 type pageAssignment struct {
 	Title, ID string
 	Sessions  []store.Session
+}
+
+type gradableLaunch struct {
+	Assignment, Path string
+	Index            int
 }
 
 type mineRow struct {
@@ -134,6 +158,23 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		data["Mine"] = mine(sessions, passbacks)
+		var gradable []gradableLaunch
+		for i := range sessions {
+			ss := &sessions[i]
+			if ss.OpenedFile && grade.MatchGrader(s.Grader.Config.Graders, ss, ss.Opened) >= 0 {
+				gradable = append(gradable, gradableLaunch{Assignment: ss.ResourceLinkTitle, Path: ss.Opened, Index: len(gradable)})
+			}
+		}
+		data["Gradable"] = gradable
+	}
+	subs, err := s.Grader.Submissions(ctx, store.SubmissionFilter{Username: f.Username, Limit: 200})
+	if err != nil {
+		s.pageError(w, r, http.StatusInternalServerError, err.Error(), "")
+		return
+	}
+	data["Submissions"] = subs
+	if sid, err := strconv.ParseInt(r.URL.Query().Get("submitted"), 10, 64); err == nil {
+		data["Message"] = "submission " + strconv.FormatInt(sid, 10) + " is queued for grading"
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := pageTmpl.Execute(w, data); err != nil && s.Log != nil {
@@ -226,4 +267,45 @@ func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.Redirect(w, r, s.Prefix+"?retried="+strconv.FormatInt(id, 10), http.StatusSeeOther)
+}
+
+// limitBody bounds a form POST before anything parses it (the CSRF check
+// reads the form).
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, s.Grader.Config.Submit.MaxBytes+64<<10)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// submitForm is the page's upload: the student's own notebook, for one of
+// their launches.
+func (s *Server) submitForm(w http.ResponseWriter, r *http.Request) {
+	id := IdentityOf(r.Context())
+	if err := r.ParseMultipartForm(1 << 20); err != nil {
+		s.pageError(w, r, http.StatusBadRequest, "the upload is too large or malformed", "")
+		return
+	}
+	f, _, err := r.FormFile("notebook")
+	if err != nil {
+		s.pageError(w, r, http.StatusBadRequest, "choose the notebook file to submit", "")
+		return
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, s.Grader.Config.Submit.MaxBytes+1))
+	if err != nil {
+		s.pageError(w, r, http.StatusBadRequest, "cannot read the upload", "")
+		return
+	}
+	v, err := s.Grader.Submit(r.Context(), id.User.Name, grade.SubmitRequest{Path: r.PostFormValue("path"), Notebook: data})
+	if err != nil {
+		code, hint := grade.ExitCode(err)
+		status := http.StatusBadRequest
+		if code == grade.ExitError {
+			status = http.StatusInternalServerError
+		}
+		s.pageError(w, r, status, err.Error(), hint)
+		return
+	}
+	http.Redirect(w, r, s.Prefix+"?submitted="+strconv.FormatInt(v.ID, 10), http.StatusSeeOther)
 }

@@ -65,6 +65,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST "+p+"api/scores", api(s.graders(s.scores)))
 	mux.Handle("GET "+p+"api/passbacks", api(s.passbacks))
 	mux.Handle("POST "+p+"api/sync", api(s.graders(s.sync)))
+	mux.Handle("POST "+p+"api/submissions", api(s.submit))
+	mux.Handle("GET "+p+"api/submissions", api(s.submissions))
+	mux.Handle("GET "+p+"api/submissions/{id}", api(s.submission))
 	mux.HandleFunc("GET "+p+".well-known/jwks.json", s.jwks)
 	mux.HandleFunc("GET "+p+"healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("GET "+p+"oauth_callback", s.Auth.Callback(s.pageError))
@@ -75,6 +78,7 @@ func (s *Server) Handler() http.Handler {
 	page := func(h http.HandlerFunc) http.Handler { return s.Auth.Require(h, s.pageError, true) }
 	mux.Handle("GET "+p+"{$}", page(s.statusPage))
 	mux.Handle("POST "+p+"retry", page(s.graders(s.retry)))
+	mux.Handle("POST "+p+"submit", s.limitBody(page(s.submitForm)))
 	mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, http.StatusNotFound, "no such page: "+r.URL.Path, "")
 	})
@@ -356,6 +360,63 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rep.Code(), rep)
+}
+
+// submit journals the caller's own notebook for grading: the user is the
+// token's, the path is inside the caller's own root.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	var req grade.SubmitRequest
+	lim := s.Grader.Config.Submit.MaxBytes
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, lim*4/3+64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.fail(w, grade.Usagef("the notebook is larger than %d KiB", lim>>10))
+			return
+		}
+		s.fail(w, grade.Usagef("invalid JSON body: %v", err))
+		return
+	}
+	id := IdentityOf(r.Context())
+	v, err := s.Grader.Submit(r.Context(), id.User.Name, req)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, grade.ExitOK, v)
+}
+
+func (s *Server) submissions(w http.ResponseWriter, r *http.Request) {
+	f := store.SubmissionFilter{Username: r.URL.Query().Get("user"), Limit: 200}
+	if !s.ownOnly(w, r, &f.Username) {
+		return
+	}
+	list, err := s.Grader.Submissions(r.Context(), f)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, grade.ExitOK, list)
+}
+
+func (s *Server) submission(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || n <= 0 {
+		s.fail(w, grade.Usagef("invalid submission id %q", r.PathValue("id")))
+		return
+	}
+	v, err := s.Grader.Submission(r.Context(), n)
+	id := IdentityOf(r.Context())
+	if err == nil && !id.Role.CanGrade() && v.Username != id.User.Name {
+		// Someone else's: as if it did not exist.
+		v, err = nil, grade.WithCode(grade.ExitNoSession, fmt.Errorf("no submission %d", n), "")
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v.Code(), v)
 }
 
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {

@@ -215,8 +215,8 @@ func TestPostgresMigratesOlderSchema(t *testing.T) {
 	if latest.Version < 2 {
 		t.Fatalf("schema %+v", latest)
 	}
-	// As the first release left it: without the step that added passbacks_leased.
-	if _, err := conn.Exec(ctx, `DROP INDEX passbacks_leased; UPDATE ltigrade_schema SET version = 1`); err != nil {
+	// As the first release left it: without the steps that added passbacks_leased and submissions.
+	if _, err := conn.Exec(ctx, `DROP TABLE submissions; DROP INDEX passbacks_leased; UPDATE ltigrade_schema SET version = 1`); err != nil {
 		t.Fatal(err)
 	}
 	dsn := conn.Config().ConnString()

@@ -130,6 +130,31 @@ var schema = []string{
 	) WITHOUT ROWID;
 	INSERT OR IGNORE INTO course_notebooks (platform, context_id, path, resource_link_id)
 		SELECT platform, context_id, opened, resource_link_id FROM launches WHERE opened_file = 1 AND opened != '';`,
+	// Submissions for server-side grading, journaled before grading.
+	`CREATE TABLE submissions (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		username TEXT NOT NULL,
+		session_id INTEGER NOT NULL,
+		launch_id INTEGER NOT NULL,
+		path TEXT NOT NULL,
+		assignment TEXT NOT NULL DEFAULT '',
+		grader INTEGER NOT NULL,
+		content BLOB NOT NULL,
+		status TEXT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		score REAL,
+		out_of REAL,
+		passback_id INTEGER NOT NULL DEFAULT 0,
+		reason TEXT NOT NULL DEFAULT '',
+		output TEXT NOT NULL DEFAULT '',
+		lease_owner TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		started_at INTEGER,
+		finished_at INTEGER
+	);
+	CREATE INDEX submissions_status ON submissions (status, id);
+	CREATE INDEX submissions_user ON submissions (username, id);`,
 }
 
 // SQLite is the embedded Store.

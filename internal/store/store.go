@@ -218,6 +218,17 @@ type Store interface {
 	Token(ctx context.Context, key string, now time.Time) (token string, expires time.Time, ok bool, err error)
 	PutToken(ctx context.Context, key, token string, expires time.Time) error
 
+	// AddSubmission journals a submission (queued), checking the limits
+	// in the same transaction: *TooSoonError or ErrQueueFull refuse it.
+	AddSubmission(ctx context.Context, s *Submission, lim SubmissionLimits) error
+	// ClaimSubmission leases the oldest queued submission of a student who
+	// has none grading, first putting back gradings whose owner is gone;
+	// nil when there is none.
+	ClaimSubmission(ctx context.Context, owner string, now time.Time, alive func(owner string) bool) (*Submission, error)
+	// FinishSubmission records how a grading ended, if owner still holds it.
+	FinishSubmission(ctx context.Context, id int64, owner string, r SubmissionResult) error
+	Submission(ctx context.Context, id int64) (*Submission, error)
+	ListSubmissions(ctx context.Context, f SubmissionFilter) ([]Submission, error)
 	// Warnings are problems found on opening that the store worked around
 	// or that the operator should know (a database file others could read,
 	// a PostgreSQL connection without TLS), for the caller to show: the

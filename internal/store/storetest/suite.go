@@ -43,6 +43,7 @@ func Run(t *testing.T, b Backend) {
 		{"ConcurrentClaimers", testConcurrentClaimers},
 		{"NewestWinsUnderConcurrency", testNewestWinsUnderConcurrency},
 		{"SkewedClocksAgreeOnLeases", testSkewedClocks},
+		{"Submissions", testSubmissions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, b) })
