@@ -122,6 +122,8 @@ Start with ` + "`ltigrade demo`" + ` to see the whole loop against a built-in LM
 		newSandboxExecCmd(app),
 		newServeCmd(app),
 		newSubmitCmd(app),
+		newRosterCmd(app),
+		group(newLineItemsCmd(app)),
 		group(newImportCmd(app)),
 		group(newNbgraderCmd(app)),
 		group(newOtterCmd(app)),

@@ -16,6 +16,8 @@ import (
 func newScoreCmd(app *App) *cobra.Command {
 	var o struct {
 		user, comment, batch string
+		lineitem, resourceID string
+		course               string
 		launch               int64
 		outOf                float64
 		dryRun               bool
@@ -74,7 +76,8 @@ sent (or superseded), else the most serious of 6, 4, 3, 5.`,
 				return err
 			}
 			res, err := g.Score(app.Context(), grade.ScoreRequest{Notebook: a[0], User: o.user, Cwd: app.cwd(),
-				Launch: o.launch, Score: a[1], OutOf: o.outOf, Comment: o.comment, DryRun: o.dryRun})
+				Launch: o.launch, Score: a[1], OutOf: o.outOf, Comment: o.comment, DryRun: o.dryRun,
+				LineItem: o.lineitem, ResourceID: o.resourceID, Course: o.course})
 			if err != nil {
 				return err
 			}
@@ -98,6 +101,9 @@ sent (or superseded), else the most serious of 6, 4, 3, 5.`,
 	fl.BoolVar(&o.asJSON, "json", false, "print JSON (with --batch: a summary and one result per row)")
 	fl.StringVar(&o.batch, "batch", "", "send many scores: CSV (username,notebook,score[,out_of,comment]) or JSON lines from FILE, - for stdin")
 	fl.IntVar(&o.concurrency, "concurrency", 0, "with --batch: scores in flight at once (default passback.concurrency)")
+	fl.StringVar(&o.lineitem, "lineitem", "", "send to this gradebook column (LTI 1.3 line item URL) for the notebook's student, found on the roster")
+	fl.StringVar(&o.resourceID, "resource-id", "", "send to the course's gradebook column with this resource id (see ltigrade lineitems)")
+	fl.StringVar(&o.course, "course", "", "with --lineitem/--resource-id: the course, when the student's launches do not tell")
 	return cmd
 }
 
@@ -107,6 +113,10 @@ func fmtFloat(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 func printScore(app *App, r *grade.ScoreResult) {
 	p := r.Passback
 	user := termsafe.Field(p.Username)
+	if r.Resolved != nil && r.Resolved.Via == "roster" {
+		fmt.Fprintf(app.Err, "resolved via roster: %s never launched %q; the score goes to its line item for their LMS id\n",
+			user, termsafe.Field(r.Resolved.Match.Session.ResourceLinkTitle))
+	}
 	if r.DryRun {
 		d := r.Request
 		if p.Protocol == "ags" {

@@ -230,6 +230,10 @@ type Platform struct {
 	// Canvas forces Canvas's score extension (new_submission: false) for a
 	// self-hosted Canvas whose issuer does not name Canvas.
 	Canvas bool
+	// UsernameKey is the hub's LTI13Authenticator.username_key for this
+	// platform (default "email", ltiauthenticator's): how a roster member
+	// who never launched maps to a hub user.
+	UsernameKey string
 }
 
 // Platform finds the platform of a launch by issuer and client id (an
@@ -365,6 +369,7 @@ type rawPlatform struct {
 	PrivateKeyFile *string `toml:"private_key_file"`
 	KeyID          *string `toml:"key_id"`
 	Canvas         *bool   `toml:"canvas"`
+	UsernameKey    *string `toml:"username_key"`
 }
 
 type rawConsumer struct {
@@ -382,6 +387,7 @@ var knownKeys = []string{
 	"passback.concurrency", "passback.timeout",
 	"lti13.platforms.issuer", "lti13.platforms.client_id", "lti13.platforms.token_url",
 	"lti13.platforms.audience", "lti13.platforms.private_key_file", "lti13.platforms.key_id", "lti13.platforms.canvas",
+	"lti13.platforms.username_key",
 	"hub.spool_dir", "hub.record_timeout", "hub.env",
 	"sandbox.listen", "sandbox.hub_url", "sandbox.course_repo", "sandbox.consumer_key",
 	"service.graders", "service.listen", "service.name", "service.prefix", "service.hub_api_url",
@@ -1057,7 +1063,10 @@ func (c *Config) resolvePlatforms(raws []rawPlatform) error {
 	for i, r := range raws {
 		p := Platform{Issuer: str(r.Issuer), ClientID: str(r.ClientID), TokenURL: str(r.TokenURL),
 			Audience: str(r.Audience), PrivateKeyFile: str(r.PrivateKeyFile), KeyID: str(r.KeyID),
-			Canvas: r.Canvas != nil && *r.Canvas}
+			Canvas: r.Canvas != nil && *r.Canvas, UsernameKey: str(r.UsernameKey)}
+		if p.UsernameKey == "" {
+			p.UsernameKey = "email"
+		}
 		for name, v := range map[string]string{"issuer": p.Issuer, "client_id": p.ClientID, "token_url": p.TokenURL, "private_key_file": p.PrivateKeyFile} {
 			if v == "" {
 				return errorf("%s: lti13.platforms[%d] has no %s", src, i, name)
@@ -1086,6 +1095,7 @@ func (c *Config) resolvePlatforms(raws []rawPlatform) error {
 		c.record(pre+"private_key_file", p.PrivateKeyFile, OriginFile, src)
 		c.record(pre+"key_id", p.KeyID, OriginFile, src)
 		c.record(pre+"canvas", strconv.FormatBool(p.Canvas), OriginFile, src)
+		c.record(pre+"username_key", p.UsernameKey, OriginFile, src)
 	}
 	if len(raws) == 0 {
 		c.record("lti13.platforms", "[]", OriginDefault, "")

@@ -37,6 +37,9 @@ type BatchResult struct {
 	Passback  int64   `json:"passback_id,omitempty"`
 	Given     float64 `json:"score_given,omitempty"`
 	Maximum   float64 `json:"score_maximum,omitempty"`
+	// Via is "roster" for a student who never launched the assignment
+	// (LTI 1.3): the row went to its line item for their roster member.
+	Via string `json:"via,omitempty"`
 }
 
 // BatchSummary counts the rows by outcome.
@@ -139,7 +142,7 @@ func (g *Local) Batch(ctx context.Context, r BatchRequest, progress func(status 
 			problems = append(problems, fmt.Sprintf("line %d: comment is longer than %d KiB", row.Line, MaxComment>>10))
 			continue
 		}
-		sess, _, err := g.Target(ctx, ResolveRequest{Notebook: row.Notebook, User: row.Username, Cwd: r.Cwd}, 0)
+		sess, resolved, err := g.Target(ctx, ResolveRequest{Notebook: row.Notebook, User: row.Username, Cwd: r.Cwd}, 0)
 		var nf *resolve.NotFoundError
 		var amb *resolve.AmbiguousError
 		var in *resolve.InputError
@@ -157,6 +160,9 @@ func (g *Local) Batch(ctx context.Context, r BatchRequest, progress func(status 
 			return nil, err
 		}
 		res.Username, res.SessionID = sess.Username, sess.ID
+		if resolved != nil && resolved.Via != "" {
+			res.Via = resolved.Via
+		}
 		if err := g.Preflight(sess); err != nil {
 			code, _ := ExitCode(err)
 			su, later := SecretUnavailable(err)
@@ -178,6 +184,9 @@ func (g *Local) Batch(ctx context.Context, r BatchRequest, progress func(status 
 		}
 		p, warns := BuildPassback(sess, sc, row.OutOf, row.Comment, row.Notebook, now)
 		res.Given, res.Maximum = p.ScoreGiven, p.ScoreMax
+		if res.Via == "roster" {
+			warns = append([]string{"resolved via roster"}, warns...)
+		}
 		if len(warns) > 0 {
 			res.Message = strings.Join(warns, "; ")
 		}
@@ -232,6 +241,9 @@ func (g *Local) Batch(ctx context.Context, r BatchRequest, progress func(status 
 		}
 		if out.Message != "" {
 			res.Message = out.Message
+			if res.Via == "roster" {
+				res.Message = "resolved via roster; " + out.Message
+			}
 		}
 		if progress != nil {
 			progress(res.Status)

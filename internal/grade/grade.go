@@ -116,6 +116,11 @@ func (g *Local) Resolve(ctx context.Context, r ResolveRequest) (*resolve.Result,
 func (g *Local) Target(ctx context.Context, r ResolveRequest, launchID int64) (*store.Session, *resolve.Result, error) {
 	if launchID == 0 {
 		res, err := g.Resolve(ctx, r)
+		if nf, ok := asNotFound(err); ok && len(nf.Tried) == 1 {
+			// Not the student's own launch: an LTI 1.3 roster may still
+			// place it (a student who never launched the assignment).
+			return g.viaRoster(ctx, nf.Tried[0].Username, nf.Tried[0].Rel, nf)
+		}
 		if err != nil {
 			return nil, nil, err
 		}

@@ -32,6 +32,12 @@ type ScoreRequest struct {
 	OutOf    float64 `json:"out_of,omitempty"`
 	Comment  string  `json:"comment,omitempty"`
 	DryRun   bool    `json:"dry_run,omitempty"`
+	// LineItem or ResourceID send to a gradebook column instead of the
+	// notebook's assignment (LTI 1.3), for the student's roster member;
+	// Course picks the course when the student's launches do not.
+	LineItem   string `json:"lineitem,omitempty"`
+	ResourceID string `json:"resource_id,omitempty"`
+	Course     string `json:"course,omitempty"`
 }
 
 // Notice is a warning for the person scoring, with the fix if known.
@@ -88,7 +94,16 @@ func (g *Local) Score(ctx context.Context, r ScoreRequest) (*ScoreResult, error)
 	if len(r.Comment) > MaxComment {
 		return nil, Usagef("comment is longer than %d KiB", MaxComment>>10)
 	}
-	sess, res, err := g.Target(ctx, ResolveRequest{Notebook: r.Notebook, User: r.User, Cwd: r.Cwd}, r.Launch)
+	var sess *store.Session
+	var res *resolve.Result
+	if r.LineItem != "" || r.ResourceID != "" {
+		if r.Launch != 0 {
+			return nil, Usagef("--launch and --lineitem/--resource-id name two targets; pass one")
+		}
+		sess, err = g.lineItemTarget(ctx, r)
+	} else {
+		sess, res, err = g.Target(ctx, ResolveRequest{Notebook: r.Notebook, User: r.User, Cwd: r.Cwd}, r.Launch)
+	}
 	if err != nil {
 		return nil, err
 	}

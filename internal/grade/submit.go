@@ -121,9 +121,15 @@ func (g *Local) Submit(ctx context.Context, user string, r SubmitRequest) (*Subm
 	if rel == "" || strings.HasPrefix(r.Path, "/") {
 		return nil, Usagef("path %q must be the notebook's path inside your home (notebook root), e.g. course/hw1/hw1.ipynb", r.Path)
 	}
-	sess, res, err := g.Target(ctx, ResolveRequest{Notebook: rel, User: user}, 0)
+	// Only the student's own launches (no roster): submitting is what a
+	// launch of the assignment entitles a student to.
+	res, err := g.Resolve(ctx, ResolveRequest{Notebook: rel, User: user})
 	if err != nil {
 		return nil, err
+	}
+	sess := &res.Match.Session
+	if sess.Origin == "roster" {
+		return nil, WithCode(ExitNoSession, fmt.Errorf("%s belongs to %q, which you never launched: open it from the LMS first", rel, sess.ResourceLinkTitle), "")
 	}
 	rel = res.Rel
 	gi := MatchGrader(g.Config.Graders, sess, rel)

@@ -13,6 +13,7 @@ package resolve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"path/filepath"
@@ -51,6 +52,10 @@ type Result struct {
 	// Others are the lesser candidates, for --json readers who want to see
 	// what else was considered.
 	Others []Candidate `json:"others,omitempty"`
+	// Via is "roster" when the student never launched the assignment and
+	// the session was made from the course roster (LTI 1.3; package
+	// grade), "" for the student's own launch.
+	Via string `json:"via,omitempty"`
 }
 
 // NotFoundError says no session covers the notebook; it carries what was
@@ -66,6 +71,9 @@ type NotFoundError struct {
 	Nearby []Candidate
 	// SameCheckout says Nearby are the sessions of the notebook's checkout.
 	SameCheckout bool
+	// Roster says why no roster (LTI 1.3, a student who never launched)
+	// could place the notebook either; "" when it was not tried.
+	Roster string
 }
 
 // maxNearby bounds the launches a not-found message lists.
@@ -98,6 +106,9 @@ func (e *NotFoundError) Error() string {
 			fmt.Fprintf(&b, "\n  launch %d  %q (%s)  covers %s", c.Session.LaunchID, c.Session.ResourceLinkTitle,
 				c.Session.ResourceLinkID, describeCover(c.Cover))
 		}
+	}
+	if e.Roster != "" {
+		b.WriteString("\n  " + e.Roster)
 	}
 	return b.String()
 }
@@ -335,6 +346,22 @@ func (r *Resolver) facts(ctx context.Context, sessions []store.Session) (Facts, 
 func hasKey[K comparable, V any](m map[K]V, k K) bool {
 	_, ok := m[k]
 	return ok
+}
+
+// BestAmong ranks the given sessions (of any users) for rel with the
+// course facts they need: which assignment's launches cover a notebook,
+// for a student who never launched it.
+func (r *Resolver) BestAmong(ctx context.Context, sessions []store.Session, rel string) (Candidate, []Candidate, bool, error) {
+	f, err := r.facts(ctx, sessions)
+	if err != nil {
+		return Candidate{}, nil, false, err
+	}
+	best, rest, ok, err := Best(sessions, rel, f)
+	var amb *AmbiguousError
+	if errors.As(err, &amb) {
+		amb.Path = rel
+	}
+	return best, rest, ok, err
 }
 
 // Resolve finds the session for notebook. With user set, a relative path

@@ -78,7 +78,7 @@ var copyTables = []copyTable{
 		"lti_user_id", "resource_link_id", "resource_link_title", "context_id", "context_label", "context_title", "roles",
 		"outcome_url", "sourcedid", "result_data_accepted", "submitted_at_accepted", "lineitem", "lineitems", "ags_scopes",
 		"next_url", "repo", "checkout", "opened", "opened_file", "launched_at", "recorded_at", "auth_state", "next_signed",
-		"unsigned_next", "pull_error"},
+		"unsigned_next", "pull_error", "origin"},
 		conv: func(v []any) []any {
 			v[17], v[25], v[29] = boolOf(v[17]), boolOf(v[25]), boolOf(v[29])
 			v[26], v[27], v[28] = micro(v[26]), micro(v[27]), bytesOf(v[28])

@@ -385,11 +385,11 @@ const recordSQL = `WITH lid AS (SELECT nextval('launches_id_seq') AS id),
 		INSERT INTO launches (id, session_id, username, version, platform, client_id, deployment_id, lti_user_id,
 			resource_link_id, resource_link_title, context_id, context_label, context_title, roles, outcome_url,
 			sourcedid, result_data_accepted, submitted_at_accepted, lineitem, lineitems, ags_scopes, next_url, repo,
-			checkout, opened, opened_file, launched_at, recorded_at, auth_state, next_signed, unsigned_next, pull_error)
+			checkout, opened, opened_file, launched_at, recorded_at, auth_state, next_signed, unsigned_next, pull_error, origin)
 		SELECT lid.id, s.id, $4::text, $6::text, $1::text, $7::text, $8::text, $2::text, $3::text, $9::text, $10::text,
 			$11::text, $12::text, $13::text, $14::text, $15::text, $16::text, $17::boolean, $18::text, $19::text, $20::text,
 			$21::text, $22::text, $23::text, $24::text, $25::boolean, $5::timestamptz, $26::timestamptz, $27::bytea,
-			$28::boolean, $29::text, $30::text
+			$28::boolean, $29::text, $30::text, $31::text
 		FROM lid, s RETURNING id, session_id),
 	cn AS (
 		INSERT INTO course_notebooks (platform, context_id, path, resource_link_id)
@@ -409,7 +409,7 @@ func recordArgs(l *Launch) []any {
 		l.Version, l.ClientID, l.DeploymentID, l.ResourceLinkTitle, l.ContextID, l.ContextLabel, l.ContextTitle,
 		l.Roles, l.OutcomeURL, l.SourcedID, strings.Join(l.ResultDataAccepted, ","), l.SubmittedAtAccepted,
 		l.LineItem, l.LineItems, strings.Join(l.AGSScopes, ","), l.NextURL, l.Repo, l.Checkout, l.Opened,
-		l.OpenedFile, l.RecordedAt.UTC(), auth, l.NextSigned, l.UnsignedNext, l.PullError}
+		l.OpenedFile, l.RecordedAt.UTC(), auth, l.NextSigned, l.UnsignedNext, l.PullError, l.Origin}
 	for i, a := range args {
 		if v, ok := a.(string); ok {
 			args[i] = pgText(v)
@@ -493,7 +493,7 @@ const pgLaunchCols = `l.id, l.session_id, l.username, l.version, l.platform, l.c
 	l.lti_user_id, l.resource_link_id, l.resource_link_title, l.context_id, l.context_label, l.context_title,
 	l.roles, l.outcome_url, l.sourcedid, l.result_data_accepted, l.submitted_at_accepted, l.lineitem,
 	l.lineitems, l.ags_scopes, l.next_url, l.repo, l.checkout, l.opened, l.opened_file, l.launched_at,
-	l.recorded_at, l.auth_state, l.next_signed, l.unsigned_next, l.pull_error`
+	l.recorded_at, l.auth_state, l.next_signed, l.unsigned_next, l.pull_error, l.origin`
 
 const pgSessionSelect = `SELECT ` + pgLaunchCols + `, s.id, s.launch_count FROM sessions s
 	JOIN launches l ON l.id = s.current_launch_id`
@@ -505,7 +505,7 @@ func scanPGLaunch(r pgx.Row, extra ...any) (*Launch, error) {
 		&l.LTIUserID, &l.ResourceLinkID, &l.ResourceLinkTitle, &l.ContextID, &l.ContextLabel, &l.ContextTitle,
 		&l.Roles, &l.OutcomeURL, &l.SourcedID, &rda, &l.SubmittedAtAccepted, &l.LineItem, &l.LineItems, &scopes,
 		&l.NextURL, &l.Repo, &l.Checkout, &l.Opened, &l.OpenedFile, &l.LaunchedAt, &l.RecordedAt, &l.AuthState,
-		&l.NextSigned, &l.UnsignedNext, &l.PullError}
+		&l.NextSigned, &l.UnsignedNext, &l.PullError, &l.Origin}
 	if err := r.Scan(append(dst, extra...)...); err != nil {
 		return nil, err
 	}
@@ -645,7 +645,7 @@ func (s *Postgres) CourseNotebooks(ctx context.Context, platform, contextID stri
 // LinkOpenings implements Store.
 func (s *Postgres) LinkOpenings(ctx context.Context, platform, resourceLinkID string) ([]LinkOpening, error) {
 	rows, err := s.pool.Query(ctx, `SELECT username, opened, opened_file, next_signed FROM launches
-		WHERE platform = $1 AND resource_link_id = $2 AND checkout <> ''
+		WHERE platform = $1 AND resource_link_id = $2 AND checkout <> '' AND origin = ''
 		GROUP BY username, opened, opened_file, next_signed ORDER BY username, opened, opened_file, next_signed LIMIT 100000`,
 		platform, resourceLinkID)
 	if err != nil {
@@ -743,4 +743,12 @@ func sortedSessions(ids []int64) []int64 {
 	out := slices.Clone(ids)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// LinkSessions implements Store.
+func (s *Postgres) LinkSessions(ctx context.Context, checkout string) ([]Session, error) {
+	return s.sessions(ctx, `SELECT DISTINCT ON (s.platform, s.resource_link_id) `+pgLaunchCols+`, s.id, s.launch_count
+		FROM sessions s JOIN launches l ON l.id = s.current_launch_id
+		WHERE l.checkout = $1 AND l.origin = ''
+		ORDER BY s.platform, s.resource_link_id, l.id DESC LIMIT 1000`, pgText(checkout))
 }

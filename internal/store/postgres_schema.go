@@ -134,4 +134,8 @@ var pgSchema = []string{
 	);
 	CREATE INDEX submissions_status ON submissions (status, id);
 	CREATE INDEX submissions_user ON submissions (username, id);`,
+	// Roster sessions (origin "roster"), and the checkout index that finds
+	// the launches covering a notebook of a student who never launched.
+	`ALTER TABLE launches ADD COLUMN origin text NOT NULL DEFAULT '';
+	CREATE INDEX launches_checkout ON launches (checkout);`,
 }

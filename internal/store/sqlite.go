@@ -155,6 +155,11 @@ var schema = []string{
 	);
 	CREATE INDEX submissions_status ON submissions (status, id);
 	CREATE INDEX submissions_user ON submissions (username, id);`,
+	// A session made from the roster for a student who never launched
+	// (origin "roster"); the checkout index finds the other students'
+	// launches that cover a notebook.
+	`ALTER TABLE launches ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+	CREATE INDEX launches_checkout ON launches (checkout);`,
 }
 
 // SQLite is the embedded Store.
@@ -451,13 +456,13 @@ func (s *SQLite) recordTx(ctx context.Context, tx *sql.Tx, l *Launch) error {
 		deployment_id, lti_user_id, resource_link_id, resource_link_title, context_id, context_label,
 		context_title, roles, outcome_url, sourcedid, result_data_accepted, submitted_at_accepted, lineitem,
 		lineitems, ags_scopes, next_url, repo, checkout, opened, opened_file, launched_at, recorded_at, auth_state,
-		next_signed, unsigned_next, pull_error)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		next_signed, unsigned_next, pull_error, origin)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		sid, l.Username, l.Version, l.Platform, l.ClientID, l.DeploymentID, l.LTIUserID, l.ResourceLinkID,
 		l.ResourceLinkTitle, l.ContextID, l.ContextLabel, l.ContextTitle, l.Roles, l.OutcomeURL, l.SourcedID,
 		strings.Join(l.ResultDataAccepted, ","), b2i(l.SubmittedAtAccepted), l.LineItem, l.LineItems,
 		strings.Join(l.AGSScopes, ","), l.NextURL, l.Repo, l.Checkout, l.Opened, b2i(l.OpenedFile), la,
-		micros(l.RecordedAt), string(l.AuthState), b2i(l.NextSigned), l.UnsignedNext, l.PullError)
+		micros(l.RecordedAt), string(l.AuthState), b2i(l.NextSigned), l.UnsignedNext, l.PullError, l.Origin)
 	if err != nil {
 		return s.wrap(err)
 	}
@@ -483,7 +488,7 @@ const launchCols = `l.id, l.session_id, l.username, l.version, l.platform, l.cli
 	l.lti_user_id, l.resource_link_id, l.resource_link_title, l.context_id, l.context_label, l.context_title,
 	l.roles, l.outcome_url, l.sourcedid, l.result_data_accepted, l.submitted_at_accepted, l.lineitem,
 	l.lineitems, l.ags_scopes, l.next_url, l.repo, l.checkout, l.opened, l.opened_file, l.launched_at,
-	l.recorded_at, l.auth_state, l.next_signed, l.unsigned_next, l.pull_error`
+	l.recorded_at, l.auth_state, l.next_signed, l.unsigned_next, l.pull_error, l.origin`
 
 type scanner interface{ Scan(...any) error }
 
@@ -495,7 +500,7 @@ func scanLaunch(r scanner, extra ...any) (*Launch, error) {
 	dst := []any{&l.ID, &l.SessionID, &l.Username, &l.Version, &l.Platform, &l.ClientID, &l.DeploymentID,
 		&l.LTIUserID, &l.ResourceLinkID, &l.ResourceLinkTitle, &l.ContextID, &l.ContextLabel, &l.ContextTitle,
 		&l.Roles, &l.OutcomeURL, &l.SourcedID, &rda, &sub, &l.LineItem, &l.LineItems, &scopes, &l.NextURL,
-		&l.Repo, &l.Checkout, &l.Opened, &opf, &la, &ra, &auth, &signed, &l.UnsignedNext, &l.PullError}
+		&l.Repo, &l.Checkout, &l.Opened, &opf, &la, &ra, &auth, &signed, &l.UnsignedNext, &l.PullError, &l.Origin}
 	if err := r.Scan(append(dst, extra...)...); err != nil {
 		return nil, err
 	}
@@ -742,7 +747,7 @@ func (s *SQLite) CourseNotebooks(ctx context.Context, platform, contextID string
 // LinkOpenings implements Store.
 func (s *SQLite) LinkOpenings(ctx context.Context, platform, resourceLinkID string) ([]LinkOpening, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT username, opened, opened_file, next_signed FROM launches
-		WHERE platform = ? AND resource_link_id = ? AND checkout != ''
+		WHERE platform = ? AND resource_link_id = ? AND checkout != '' AND origin = ''
 		GROUP BY username, opened, opened_file, next_signed ORDER BY username, opened LIMIT 100000`, platform, resourceLinkID)
 	if err != nil {
 		return nil, s.wrap(err)
@@ -757,6 +762,27 @@ func (s *SQLite) LinkOpenings(ctx context.Context, platform, resourceLinkID stri
 		}
 		o.OpenedFile, o.Signed = file != 0, signed != 0
 		out = append(out, o)
+	}
+	return out, s.wrap(rows.Err())
+}
+
+// LinkSessions implements Store.
+func (s *SQLite) LinkSessions(ctx context.Context, checkout string) ([]Session, error) {
+	rows, err := s.db.QueryContext(ctx, sessionSelect+` WHERE l.checkout = ? AND l.origin = ''
+		AND l.id = (SELECT MAX(l2.id) FROM launches l2 JOIN sessions s2 ON l2.id = s2.current_launch_id
+			WHERE s2.platform = s.platform AND s2.resource_link_id = s.resource_link_id AND l2.checkout = ? AND l2.origin = '')
+		ORDER BY s.id LIMIT 1000`, checkout, checkout)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer rows.Close()
+	var out []Session
+	for rows.Next() {
+		sess, err := scanSession(rows)
+		if err != nil {
+			return nil, s.wrap(err)
+		}
+		out = append(out, *sess)
 	}
 	return out, s.wrap(rows.Err())
 }

@@ -59,6 +59,10 @@ type Launch struct {
 	// PullError says why the nbgitpuller link was refused; the launch is
 	// then kept without a checkout and covers no notebook.
 	PullError string `json:"pull_error,omitempty"`
+	// Origin is "" for a launch the LMS made, "roster" for a session
+	// ltigrade made from the course roster for a student who never
+	// launched (LTI 1.3; see package grade).
+	Origin string `json:"origin,omitempty"`
 
 	LaunchedAt time.Time `json:"launched_at"`
 	RecordedAt time.Time `json:"recorded_at"`
@@ -190,6 +194,10 @@ type Store interface {
 	// CourseNotebooks lists the notebooks any launch of a course (platform
 	// and context id) opened, with their resource links.
 	CourseNotebooks(ctx context.Context, platform, contextID string) ([]CourseNotebook, error)
+	// LinkSessions lists, per resource link, the newest current session
+	// whose launch cloned into checkout (LMS launches only): the
+	// assignments a notebook of that checkout may belong to.
+	LinkSessions(ctx context.Context, checkout string) ([]Session, error)
 	// LinkOpenings lists what the launches of one resource link opened,
 	// per user (launches without a checkout left out).
 	LinkOpenings(ctx context.Context, platform, resourceLinkID string) ([]LinkOpening, error)
