@@ -318,7 +318,6 @@ func appendNew(list []string, v string) []string {
 	return append(list, v)
 }
 
-
 // rosterEpoch is the launch time of a roster session: older than any real
 // launch, so the student's first real launch of the assignment becomes
 // its session's current launch at once.
