@@ -32,6 +32,11 @@ Default line items: 1..5 for resource links rl-1..rl-5, labelled "Item N".
   POST /expire-tokens         revoke every issued token (-> 401 on use)
   POST /rotate-key            the platform replaces its signing key: every
                               issued token stops verifying (401; edx: 403)
+  POST /put-score             {"lineitem": ID, "userId": U, "scoreGiven": G,
+                              "scoreMaximum": M, "ahead_s": S}: store a score
+                              timestamped S seconds from now, as another
+                              writer (an instructor's edit, a tool whose
+                              clock runs ahead) would
   POST /shutdown              stop the server
 
 --platform reproduces what real platforms do where they differ (seen
@@ -345,6 +350,19 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(400, {"error": "faults must be a JSON list of objects"})
             with self.st.lock:
                 self.st.faults.extend(faults)
+            return self.reply(204, b"")
+        if route == "/put-score":
+            try:
+                v = json.loads(body)
+                at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=float(v.get("ahead_s") or 0))
+                row = {"userId": v["userId"], "scoreGiven": v["scoreGiven"], "scoreMaximum": v["scoreMaximum"],
+                       "comment": "", "timestamp": at.isoformat(), "_at": at, "activityProgress": "Completed",
+                       "gradingProgress": "FullyGraded", "canvas_new_submission": None, "writes": 1}
+                key = (str(v["lineitem"]), v["userId"])
+            except Exception:
+                return self.reply(400, {"error": "put-score wants lineitem, userId, scoreGiven, scoreMaximum"})
+            with self.st.lock:
+                self.st.scores[key] = row
             return self.reply(204, b"")
         if route in ("/expire-tokens", "/rotate-key"):
             # A rotated platform key makes every token it signed fail to
