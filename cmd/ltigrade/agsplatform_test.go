@@ -18,11 +18,14 @@ import (
 // (testdata/agsdouble/platform.py), which verifies our client assertions
 // with PyJWT against the JWKS `ltigrade keys jwks` printed:
 //
-//	agsplatform start JWKS CLIENT_ID   start it; sets $AGS_URL
+//	agsplatform start JWKS CLIENT_ID [FLAG...]  start it (FLAGs go to platform.py,
+//	                                   e.g. --platform edx); sets $AGS_URL
 //	agsplatform score ITEM USER        print scoreGiven/scoreMaximum stored (fails if none)
 //	agsplatform stat NAME              print a counter (token_requests, ordering_refusals, ...)
 //	agsplatform fault JSON             queue faults (see platform.py)
 //	agsplatform expire                 revoke issued tokens (next use gets 401)
+//	agsplatform rotate                 the platform rotates its key (401; edx: 403)
+//	agsplatform post PATH JSON         POST JSON to one of the double's control paths
 func cmdAGSPlatform(ts *testscript.TestScript, neg bool, args []string) {
 	base := ts.Getenv("AGS_URL")
 	get := func() map[string]any {
@@ -42,7 +45,7 @@ func cmdAGSPlatform(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		portFile := filepath.Join(ts.Getenv("WORK"), ".ags.port")
 		script, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "agsdouble", "platform.py"))
-		cmd := exec.Command(py, script, "--port-file", portFile, "--jwks", ts.MkAbs(args[1]), "--client-id", args[2])
+		cmd := exec.Command(py, append([]string{script, "--port-file", portFile, "--jwks", ts.MkAbs(args[1]), "--client-id", args[2]}, args[3:]...)...)
 		cmd.Stderr = os.Stderr
 		ts.Check(cmd.Start())
 		ts.Defer(func() { cmd.Process.Kill(); cmd.Wait() })
@@ -76,10 +79,15 @@ func cmdAGSPlatform(ts *testscript.TestScript, neg bool, args []string) {
 	case "stat":
 		stats, _ := get()["stats"].(map[string]any)
 		fmt.Fprintf(ts.Stdout(), "%v\n", stats[args[1]])
-	case "fault", "expire":
+	case "fault", "expire", "rotate", "post":
 		path, body := "/faults", strings.Join(args[1:], " ")
-		if args[0] == "expire" {
+		switch args[0] {
+		case "expire":
 			path, body = "/expire-tokens", "{}"
+		case "rotate":
+			path, body = "/rotate-key", "{}"
+		case "post":
+			path, body = args[1], strings.Join(args[2:], " ")
 		}
 		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
 		ts.Check(err)

@@ -160,9 +160,10 @@ func addQuery(raw, k, v string) string {
 
 // getPaged GETs first and every rel="next" page after it, at most MaxPages,
 // handing each body to page. Next links must stay on the first page's
-// scheme and host: the bearer token goes with every page. A 401 drops the
-// token and, these being safe reads, the page is requested once more with
-// a fresh one.
+// scheme and host: the bearer token goes with every page. A 401, or a 403
+// to a cached token (edX's answer to a token it no longer accepts), drops
+// the token and, these being safe reads, the page is requested once more
+// with a fresh one.
 func (c *Client) getPaged(ctx context.Context, p Platform, scope, first, accept string, page func([]byte) error) error {
 	red := &redactor{}
 	fail := func(st Status, code int, msg string) error {
@@ -189,8 +190,9 @@ func (c *Client) getPaged(ctx context.Context, p Platform, scope, first, accept 
 		seen[next] = true
 		var resp *http.Response
 		var data []byte
+		var text string
 		for attempt := 0; ; attempt++ {
-			tok, err := c.token(ctx, p, scopes, "")
+			tok, fetched, err := c.token(ctx, p, scopes, "")
 			if err != nil {
 				return err
 			}
@@ -215,11 +217,19 @@ func (c *Client) getPaged(ctx context.Context, p Platform, scope, first, accept 
 			case tooBig && code == http.StatusOK:
 				return fail(Rejected, code, fmt.Sprintf("response larger than %d KiB", c.maxBody()>>10))
 			}
-			if code == http.StatusUnauthorized && attempt == 0 {
-				if _, err := c.token(ctx, p, scopes, tok.AccessToken); err != nil {
+			if attempt == 0 && (code == http.StatusUnauthorized || (code == http.StatusForbidden && !fetched)) {
+				if _, _, err := c.token(ctx, p, scopes, tok.AccessToken); err != nil {
 					return err
 				}
 				continue
+			}
+			if code != http.StatusOK {
+				text = bodyText(data)
+				if tooBig {
+					text = "oversized response body"
+				} else if sanitize(text) == "" {
+					text = reasonPhrase(resp)
+				}
 			}
 			break
 		}
@@ -238,7 +248,7 @@ func (c *Client) getPaged(ctx context.Context, p Platform, scope, first, accept 
 				e.Status, what = Retry, "unexpected answer"
 			}
 			m := fmt.Sprintf("platform %s (HTTP %d)", what, code)
-			if t := sanitize(bodyText(data)); t != "" {
+			if t := sanitize(text); t != "" {
 				m += ": " + t
 			}
 			e.Message = red.clean(m)

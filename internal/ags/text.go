@@ -67,6 +67,11 @@ func bodyText(body []byte) string {
 	if t := jsonErrorText(body); t != "" {
 		return t
 	}
+	switch strings.TrimSpace(string(body)) {
+	case "[]", "{}", "null", `""`:
+		// Says nothing (Moodle's 409 body is "[]"): the status line may.
+		return ""
+	}
 	return tagRE.ReplaceAllString(string(body), " ")
 }
 

@@ -92,16 +92,19 @@ func CacheKey(p Platform, scopes []string) string {
 // Token returns a valid access token for scopes, from the cache when it
 // holds one, else from the platform (one request). Errors are *Error.
 func (c *Client) Token(ctx context.Context, p Platform, scopes ...string) (Token, error) {
-	return c.token(ctx, p, scopes, "")
+	t, _, err := c.token(ctx, p, scopes, "")
+	return t, err
 }
 
 // token is Token; a non-empty refused names a token the platform refused
-// (HTTP 401), which is dropped instead of used.
-func (c *Client) token(ctx context.Context, p Platform, scopes []string, refused string) (Token, error) {
+// (HTTP 401, or edX's 403), which is dropped instead of used. fetched says
+// the token was fetched by this call: the platform issued it just now, so
+// a refusal of it is not a stale cache entry.
+func (c *Client) token(ctx context.Context, p Platform, scopes []string, refused string) (t Token, fetched bool, err error) {
 	key := CacheKey(p, scopes)
 	cache := c.cache()
 	if t, ok := cache.Get(key); ok && t.Valid(c.now()) && t.AccessToken != refused {
-		return t, nil
+		return t, false, nil
 	}
 	m := c.keyLock(key)
 	m.Lock()
@@ -109,17 +112,30 @@ func (c *Client) token(ctx context.Context, p Platform, scopes []string, refused
 	// Another goroutine (or process, with a shared cache) may have fetched
 	// one while we waited.
 	if t, ok := cache.Get(key); ok && t.Valid(c.now()) && t.AccessToken != refused {
-		return t, nil
+		return t, false, nil
 	}
 	if refused != "" {
 		cache.Put(key, Token{})
 	}
-	t, err := c.fetchToken(ctx, p, scopes)
+	t, err = c.fetchToken(ctx, p, scopes)
 	if err != nil {
-		return Token{}, err
+		return Token{}, false, err
 	}
 	cache.Put(key, t)
-	return t, nil
+	return t, true, nil
+}
+
+// dropToken forgets tok if the cache still holds it for scopes, so the
+// next request fetches a new one.
+func (c *Client) dropToken(p Platform, scopes []string, tok Token) {
+	key := CacheKey(p, scopes)
+	m := c.keyLock(key)
+	m.Lock()
+	defer m.Unlock()
+	cache := c.cache()
+	if t, ok := cache.Get(key); ok && t.AccessToken == tok.AccessToken {
+		cache.Put(key, Token{})
+	}
 }
 
 type tokenReply struct {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ltigrade/ltigrade/internal/batch"
 	"github.com/ltigrade/ltigrade/internal/grade"
+	"github.com/ltigrade/ltigrade/internal/passback"
 	"github.com/ltigrade/ltigrade/internal/store"
 	"github.com/ltigrade/ltigrade/internal/termsafe"
 )
@@ -134,6 +135,10 @@ func printScore(app *App, r *grade.ScoreResult) {
 	case store.StatusRejected:
 		fmt.Fprintf(app.Out, "rejected: the LMS refused %s for %s (passback %d): %s\n", p.Score, user, p.ID, termsafe.Field(p.LastError))
 	case store.StatusSuperseded:
+		if passback.PlatformSuperseded(p) {
+			fmt.Fprintf(app.Out, "superseded: the platform already holds a newer score for %s; it refused %s (passback %d) as older\n", user, p.Score, p.ID)
+			return
+		}
 		fmt.Fprintf(app.Out, "superseded: a newer score for %s was journaled meanwhile; %s (passback %d) will not be sent\n", user, p.Score, p.ID)
 	default:
 		why := p.LastError

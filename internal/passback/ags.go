@@ -3,6 +3,7 @@ package passback
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/ltigrade/ltigrade/internal/ags"
@@ -53,9 +54,22 @@ func (s *AGSSender) Send(ctx context.Context, p *store.Passback) Outcome {
 			s.Found(ctx, p, lineitem)
 		}
 	}
+	// The claim counts this attempt in p.Attempts: more than one means an
+	// earlier attempt posted this very score (its timestamp is the row's
+	// creation time), and may have delivered it with the reply lost.
 	o := s.Client.PostScore(ctx, plat, lineitem, ags.Score{UserID: p.SourcedID, ScoreGiven: p.ScoreGiven,
-		ScoreMaximum: p.ScoreMax, Comment: p.Comment, Timestamp: p.CreatedAt})
+		ScoreMaximum: p.ScoreMax, Comment: p.Comment, Timestamp: p.CreatedAt, Resent: p.Attempts > 1})
 	return fromAGS(o)
+}
+
+// PlatformSuperseded reports whether a superseded row was refused by the
+// platform as older than the score it holds, rather than superseded by
+// ltigrade itself because a newer score of its session was journaled: only
+// the platform's refusal leaves an HTTP status and the refusal's message
+// (the store supersedes a row without touching either, so a row superseded
+// after a failed attempt keeps that attempt's error).
+func PlatformSuperseded(p *store.Passback) bool {
+	return p.Status == store.StatusSuperseded && p.HTTPStatus != 0 && strings.HasPrefix(p.LastError, ags.SupersededMessage)
 }
 
 // fromAGS maps a score outcome; a score request written without an answer
