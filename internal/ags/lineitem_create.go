@@ -10,9 +10,6 @@ import (
 	"strings"
 )
 
-// LineItemMediaType is one AGS line item.
-const LineItemMediaType = "application/vnd.ims.lis.v2.lineitem+json"
-
 // ListLineItems lists every line item of a container (no filter).
 func (c *Client) ListLineItems(ctx context.Context, p Platform, lineitems string) ([]LineItem, error) {
 	return c.LineItems(ctx, p, lineitems, "")
@@ -39,7 +36,7 @@ func (c *Client) CreateLineItem(ctx context.Context, p Platform, lineitems strin
 	}
 	red := &redactor{}
 	for attempt := 0; ; attempt++ {
-		tok, err := c.token(ctx, p, []string{ScopeLineItem}, "")
+		tok, fetched, err := c.token(ctx, p, []string{ScopeLineItem}, "")
 		if err != nil {
 			return nil, err
 		}
@@ -58,8 +55,10 @@ func (c *Client) CreateLineItem(ctx context.Context, p Platform, lineitems strin
 		data, tooBig, rerr := c.readBody(resp.Body)
 		resp.Body.Close()
 		code := resp.StatusCode
-		if code == http.StatusUnauthorized && attempt == 0 {
-			if _, err := c.token(ctx, p, []string{ScopeLineItem}, tok.AccessToken); err != nil {
+		// A refused cached token (expired early, or a rotated key: edX says
+		// 403) is renewed once; a fresh token that is refused stays refused.
+		if attempt == 0 && (code == http.StatusUnauthorized || code == http.StatusForbidden && !fetched) {
+			if _, _, err := c.token(ctx, p, []string{ScopeLineItem}, tok.AccessToken); err != nil {
 				return nil, err
 			}
 			continue
