@@ -175,8 +175,8 @@ func (g *Local) lineItemTarget(ctx context.Context, r ScoreRequest) (*store.Sess
 		default:
 			return nil, WithCode(ExitAmbiguous, fmt.Errorf("%d columns with resource id %q in %s: %s", len(hits), r.ResourceID, c.Name(), strings.Join(hits, ", ")), "pass --lineitem URL")
 		}
-	} else if !sameHost(lineitem, container) {
-		return nil, Usagef("line item %s is not on the host of %s's gradebook (%s)", lineitem, c.Name(), container)
+	} else if !inContainer(lineitem, container) {
+		return nil, Usagef("line item %s is not in %s's gradebook (%s)", lineitem, c.Name(), container)
 	}
 	m, why, err := g.rosterMember(ctx, c, user)
 	if err != nil {
@@ -223,8 +223,18 @@ func (g *Local) userOf(r ScoreRequest) (string, error) {
 	return ms[0].Username, nil
 }
 
-func sameHost(a, b string) bool {
+// inContainer reports whether line item URL a is one of container b's: the
+// same scheme and host, and a path under the container's (Canvas, Moodle,
+// Blackboard, Brightspace and edX all name items container/<id>/...). A
+// score must never reach a column of another course through a typed URL.
+func inContainer(a, b string) bool {
 	ua, errA := url.Parse(a)
 	ub, errB := url.Parse(b)
-	return errA == nil && errB == nil && ua.Host != "" && strings.EqualFold(ua.Host, ub.Host) && strings.EqualFold(ua.Scheme, ub.Scheme)
+	if errA != nil || errB != nil || ua.Host == "" || !strings.EqualFold(ua.Host, ub.Host) || !strings.EqualFold(ua.Scheme, ub.Scheme) {
+		return false
+	}
+	// Decoded paths, so that %2e%2e is a dot-dot segment too.
+	base := strings.TrimSuffix(ub.Path, "/") + "/"
+	p := ua.Path
+	return strings.HasPrefix(p, base) && len(p) > len(base) && !strings.Contains(p, "/../") && !strings.HasSuffix(p, "/..")
 }

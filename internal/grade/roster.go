@@ -119,23 +119,39 @@ func nrpsURL(s *store.Session) string {
 	return claim.URL
 }
 
-// rosterCache keeps the members of a course for this process: a batch
-// scores many rows of one course with one roster fetch.
+// rosterCache keeps the members of a course for a short while: a batch
+// scores many rows of one course with one roster fetch, while a long-lived
+// grading service still sees a student who enrolled since.
 type rosterCache struct {
 	mu sync.Mutex
-	m  map[string][]ags.Member
+	m  map[string]cachedRoster
 }
 
-var rosters = &rosterCache{m: map[string][]ags.Member{}}
+type cachedRoster struct {
+	members []ags.Member
+	at      time.Time
+}
+
+// rosterTTL bounds how stale a cached roster may be.
+const rosterTTL = 2 * time.Minute
+
+var rosters = &rosterCache{m: map[string]cachedRoster{}}
+
+// forget empties the cache (tests, benchmarks).
+func (rc *rosterCache) forget() {
+	rc.mu.Lock()
+	rc.m = map[string]cachedRoster{}
+	rc.mu.Unlock()
+}
 
 // members fetches (or reuses) the NRPS roster of a course.
 func (g *Local) members(ctx context.Context, c *Course) ([]ags.Member, error) {
 	k := courseKey(c)
 	rosters.mu.Lock()
-	m, ok := rosters.m[k]
+	cr, ok := rosters.m[k]
 	rosters.mu.Unlock()
-	if ok {
-		return m, nil
+	if ok && time.Since(cr.at) < rosterTTL {
+		return cr.members, nil
 	}
 	u := nrpsURL(c.sample)
 	if u == "" {
@@ -145,12 +161,12 @@ func (g *Local) members(ctx context.Context, c *Course) ([]ags.Member, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err = g.AGSClient(1).Members(ctx, plat, u)
+	m, err := g.AGSClient(1).Members(ctx, plat, u)
 	if err != nil {
-		return nil, err
+		return nil, agsErr(err)
 	}
 	rosters.mu.Lock()
-	rosters.m[k] = m
+	rosters.m[k] = cachedRoster{members: m, at: time.Now()}
 	rosters.mu.Unlock()
 	return m, nil
 }

@@ -135,9 +135,7 @@ username_key = %q
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	rosters.mu.Lock()
-	rosters.m = map[string][]ags.Member{}
-	rosters.mu.Unlock()
+	rosters.forget()
 	return &Local{Store: st, Config: cfg}
 }
 
@@ -350,12 +348,33 @@ func BenchmarkRosterFetch(b *testing.B) {
 	g := rosterWorld(t, p, "email")
 	launch13(t, g, p, "u0000@x.edu", "sub-0000", "hw1")
 	for b.Loop() {
-		rosters.mu.Lock()
-		rosters.m = map[string][]ags.Member{}
-		rosters.mu.Unlock()
+		rosters.forget()
 		reps, err := g.Roster(context.Background(), RosterRequest{Course: "DS100"})
 		if err != nil || len(reps[0].Members) != 1000 {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestInContainer(t *testing.T) {
+	const c = "https://lms.example/api/lti/courses/7/line_items"
+	for u, want := range map[string]bool{
+		c + "/31":                    true,
+		c + "/31/lineitem?type_id=3": true,
+		c:                            false,
+		c + "/":                      false,
+		"https://lms.example/api/lti/courses/8/line_items/31":  false,
+		"https://lms.example/api/lti/courses/7/line_items_x/1": false,
+		"http://lms.example/api/lti/courses/7/line_items/31":   false,
+		"https://evil.example/api/lti/courses/7/line_items/31": false,
+		c + "/../../8/line_items/31":                           false,
+		c + "/%2e%2e/x":                                        false,
+	} {
+		if got := inContainer(u, c); got != want {
+			t.Errorf("inContainer(%s) = %v, want %v", u, got, want)
+		}
+	}
+	if !inContainer("https://moodle.example/mod/lti/services.php/2/lineitems/5/lineitem?type_id=3", "https://moodle.example/mod/lti/services.php/2/lineitems?type_id=3") {
+		t.Error("a Moodle line item is not in its container")
 	}
 }
