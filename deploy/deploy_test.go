@@ -163,10 +163,39 @@ func load(t *testing.T) *deployment {
 	}
 	cm := d.find(t, "ConfigMap", "ltigrade-config")
 	d.configRaw = str(get(cm.v, "data", "config.toml"))
-	if _, err := toml.Decode(d.configRaw, &d.config); err != nil {
+	var cfg map[string]any
+	if _, err := toml.Decode(d.configRaw, &cfg); err != nil {
 		t.Fatalf("config.toml of ConfigMap ltigrade-config: %v", err)
 	}
+	d.config = plain(cfg).(map[string]any)
+	if len(list(get(d.config, "lti11", "consumers"))) == 0 || len(list(get(d.config, "lti13", "platforms"))) == 0 {
+		t.Fatal("config.toml: the example has an LTI 1.1 consumer and an LTI 1.3 platform, which these tests check")
+	}
 	return d
+}
+
+// plain turns TOML's arrays of tables ([]map[string]any) into the []any
+// YAML gives, so get and list walk both alike.
+func plain(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, y := range x {
+			x[k] = plain(y)
+		}
+		return x
+	case []map[string]any:
+		out := make([]any, len(x))
+		for i, y := range x {
+			out[i] = plain(y)
+		}
+		return out
+	case []any:
+		for i, y := range x {
+			x[i] = plain(y)
+		}
+		return x
+	}
+	return v
 }
 
 func (d *deployment) find(t *testing.T, kind, name string) doc {
