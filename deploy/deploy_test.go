@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -1312,6 +1313,21 @@ func TestNetworkPolicies(t *testing.T) {
 	lms := endpoint{name: "LMS", ip: "198.51.100.7"}
 	other := endpoint{name: "another pod", ns: "jhub", nsLabels: ns("jhub"), labels: map[string]string{"app": "something-else"}}
 	elsewhere := endpoint{name: "a pod of another namespace", ns: "other", nsLabels: ns("other"), labels: svc.labels}
+
+	// One database: the rules to port 5432 name the same destination.
+	dbRules := map[string]any{}
+	for _, p := range pols {
+		for _, r := range p.egress {
+			if portOK(get(r, "ports"), 5432, "TCP", nil) && get(r, "ports") != nil {
+				dbRules[p.name] = get(r, "to")
+			}
+		}
+	}
+	for _, who := range []string{"ltigrade", "ltigrade-sync", "chart hub"} {
+		if !reflect.DeepEqual(dbRules[who], dbRules["ltigrade"]) || dbRules[who] == nil {
+			t.Errorf("the PostgreSQL destination of %s is %v, of ltigrade %v: make them the same", who, dbRules[who], dbRules["ltigrade"])
+		}
+	}
 
 	port := svc.ports["http"]
 	for _, c := range []struct {
