@@ -8,11 +8,14 @@ package deploy
 // hook in hook-values.yaml is what `ltigrade hub hook` prints.
 
 import (
+	"bufio"
 	"bytes"
 	"debug/elf"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -23,6 +26,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/BurntSushi/toml"
@@ -935,17 +939,8 @@ func TestImageBuild(t *testing.T) {
 // other byte is the binary's. `make deploy-values` (-update) rewrites it.
 func TestHookValues(t *testing.T) {
 	d := load(t)
-	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "ltigrade")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/ltigrade")
-	build.Dir = ".."
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	cfg := filepath.Join(tmp, "config.toml")
-	if err := os.WriteFile(cfg, []byte(d.configRaw), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	bin := ltigradeBinary(t)
+	cfg := d.writeConfig(t)
 	var url string
 	for _, s := range d.secrets {
 		if s.name() == "ltigrade-db" {
@@ -953,12 +948,7 @@ func TestHookValues(t *testing.T) {
 		}
 	}
 	cmd := exec.Command(bin, "--config", cfg, "hub", "hook")
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "LTIGRADE_") && !strings.HasPrefix(e, "JUPYTERHUB_") {
-			cmd.Env = append(cmd.Env, e)
-		}
-	}
-	cmd.Env = append(cmd.Env, "LTIGRADE_DB="+url)
+	cmd.Env = cleanEnv("LTIGRADE_DB=" + url)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -1014,6 +1004,175 @@ func TestHookValues(t *testing.T) {
 	}
 	if hubBinary(t, &deployment{hook: v}) != hubBinaryPath {
 		t.Error("the hook does not run " + hubBinaryPath)
+	}
+}
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// ltigradeBinary builds ltigrade once for the tests that run it.
+func ltigradeBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ltigrade-deploytest-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "ltigrade")
+		build := exec.Command("go", "build", "-o", builtBin, "./cmd/ltigrade")
+		build.Dir = ".."
+		if b, err := build.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, b)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
+// writeConfig writes the ConfigMap's config.toml to a temporary file.
+func (d *deployment) writeConfig(t *testing.T) string {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(cfg, []byte(d.configRaw), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// cleanEnv is this process's environment without ltigrade's and the hub's
+// variables, plus extra.
+func cleanEnv(extra ...string) []string {
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "LTIGRADE_") && !strings.HasPrefix(e, "JUPYTERHUB_") && !strings.HasPrefix(e, "PG") {
+			env = append(env, e)
+		}
+	}
+	return append(env, extra...)
+}
+
+// TestServeProbe runs the service's container command with the ConfigMap's
+// config and its pod's variables (a SQLite file standing in for PostgreSQL,
+// loopback for 0.0.0.0) and asks the probes' path: the config loads as the
+// service reads it, and the probe path is one the binary answers without a
+// login.
+func TestServeProbe(t *testing.T) {
+	d := load(t)
+	bin := ltigradeBinary(t)
+	cfg := d.writeConfig(t)
+	_, spec := podSpec(d.find(t, "Deployment", d.serviceName()))
+	c := containers(spec, "containers")[0]
+	args := argv(c)[1:]
+	for i, a := range args {
+		switch {
+		case a == hubConfigPath:
+			args[i] = cfg
+		case i > 0 && args[i-1] == "--listen":
+			args[i] = "127.0.0.1:0"
+		}
+	}
+	env := cleanEnv("LTIGRADE_DB=" + filepath.Join(t.TempDir(), "ltigrade.db"))
+	for name, e := range envOf(c) {
+		if name != "LTIGRADE_DB" {
+			env = append(env, name+"=placeholder-"+e.key) // values from Secrets
+		}
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	// The service logs JSON lines; "serving" names the address it got.
+	var addr string
+	var logged []string
+	sc := bufio.NewScanner(stderr)
+	for addr == "" && sc.Scan() {
+		logged = append(logged, sc.Text())
+		var line struct{ Msg, Listen string }
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
+			addr = line.Listen
+		}
+	}
+	if addr == "" {
+		t.Fatalf("ltigrade %v did not serve:\n%s", args, strings.Join(logged, "\n"))
+	}
+	go io.Copy(io.Discard, stderr)
+	path := str(get(c, "readinessProbe", "httpGet", "path"))
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s: %s %s", path, resp.Status, body)
+	}
+}
+
+// TestSyncCommand runs the CronJob's command line with the ConfigMap's
+// config: with nothing queued it succeeds; with a stand-in ltigrade it
+// passes exit codes on except 5 (still queued), which succeeds.
+func TestSyncCommand(t *testing.T) {
+	d := load(t)
+	cfg := d.writeConfig(t)
+	_, spec := podSpec(d.find(t, "CronJob", "ltigrade-sync"))
+	a := argv(containers(spec, "containers")[0])
+	if len(a) != 3 || a[0] != "sh" || a[1] != "-c" {
+		t.Fatalf("the CronJob runs %q, want sh -c LINE", a)
+	}
+	line := strings.ReplaceAll(a[2], hubConfigPath, cfg)
+	run := func(dir string) int {
+		cmd := exec.Command("sh", "-c", line)
+		cmd.Env = cleanEnv("PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"),
+			"LTIGRADE_DB="+filepath.Join(t.TempDir(), "ltigrade.db"))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			if ee, ok := err.(*exec.ExitError); ok {
+				return ee.ExitCode()
+			}
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+		return 0
+	}
+	realDir := t.TempDir()
+	if err := os.Symlink(ltigradeBinary(t), filepath.Join(realDir, "ltigrade")); err != nil {
+		t.Fatal(err)
+	}
+	if rc := run(realDir); rc != 0 {
+		t.Errorf("sync with nothing queued: exit %d", rc)
+	}
+	for code, want := range map[int]int{0: 0, 5: 0, 1: 1, 2: 2, 6: 6} {
+		fake := t.TempDir()
+		script := fmt.Sprintf("#!/bin/sh\nexit %d\n", code)
+		if err := os.WriteFile(filepath.Join(fake, "ltigrade"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if rc := run(fake); rc != want {
+			t.Errorf("ltigrade sync exiting %d: the Job's command exits %d, want %d", code, rc, want)
+		}
 	}
 }
 
@@ -1304,7 +1463,7 @@ func TestNetworkPolicies(t *testing.T) {
 		return endpoint{name: component, ns: "jhub", nsLabels: ns("jhub"), labels: map[string]string{"app": "jupyterhub", "component": component, "release": "jhub"}}
 	}
 	svc := pod("service", d.find(t, "Deployment", d.serviceName()))
-	sync := pod("sync", d.find(t, "CronJob", "ltigrade-sync"))
+	syncPod := pod("sync", d.find(t, "CronJob", "ltigrade-sync"))
 	hub, proxy, user := z2jh("hub"), z2jh("proxy"), z2jh("singleuser-server")
 	// The example's database: namespace ltigrade-db, label
 	// app.kubernetes.io/name=postgresql (replace it everywhere alike).
@@ -1345,9 +1504,9 @@ func TestNetworkPolicies(t *testing.T) {
 		{svc, dns, 53, "UDP", true},
 		{svc, dns, 53, "TCP", true},
 		{hub, pg, 5432, "TCP", true},
-		{sync, pg, 5432, "TCP", true},
-		{sync, lms, 443, "TCP", true},
-		{sync, dns, 53, "UDP", true},
+		{syncPod, pg, 5432, "TCP", true},
+		{syncPod, lms, 443, "TCP", true},
+		{syncPod, dns, 53, "UDP", true},
 
 		{other, svc, port, "TCP", false},
 		{elsewhere, svc, port, "TCP", false},
@@ -1356,9 +1515,9 @@ func TestNetworkPolicies(t *testing.T) {
 		{svc, endpoint{name: "the cloud metadata server", ip: "169.254.169.254"}, 80, "TCP", false},
 		{svc, lms, 80, "TCP", false},
 		{svc, user, 8888, "TCP", false},
-		{proxy, sync, port, "TCP", false},
-		{hub, sync, port, "TCP", false},
-		{sync, hub, 8081, "TCP", false},
+		{proxy, syncPod, port, "TCP", false},
+		{hub, syncPod, port, "TCP", false},
+		{syncPod, hub, 8081, "TCP", false},
 	} {
 		if got := allowed(pols, c.src, c.dst, c.port, c.proto); got != c.want {
 			t.Errorf("%s --> %s:%d/%s: allowed %v, want %v", c.src.name, c.dst.name, c.port, c.proto, got, c.want)
