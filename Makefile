@@ -4,7 +4,7 @@ BIN := bin/ltigrade
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ltigrade/ltigrade/internal/cli.Version=$(VERSION)
 
-.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service bench-pg gen lint clean
+.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service bench-pg gen lint clean image deploy-values
 
 build:
 	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ltigrade
@@ -83,6 +83,16 @@ bench-batch: build
 ## bench-service: remote score through `ltigrade serve` (200 calls, median/p99) and a 1,000-row batch through the service vs direct at 50 ms
 bench-service: build
 	GO="$(GO)" bash scripts/bench-service.sh
+
+## image: ltigrade's container image (Dockerfile; needs a Docker or Podman engine)
+IMAGE ?= ltigrade:$(VERSION)
+image:
+	docker build -t $(IMAGE) --build-arg VERSION=$(VERSION) .
+
+## deploy-values: regenerate deploy/z2jh/hook-values.yaml from `ltigrade hub hook`
+## (deploy/deploy_test.go fails while it is stale)
+deploy-values:
+	$(GO) test -count=1 -run TestHookValues ./deploy/ -update
 
 ## gen: regenerate docs/reference, docs/man and completions
 gen:
