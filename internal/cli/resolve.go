@@ -63,7 +63,7 @@ equally well, or the match rests on an unconfirmed unsigned link.`,
 			}
 			s := res.Match.Session
 			_, err = fmt.Fprintf(app.Out, "%s → session %d (launch %d): %s, %q in %s, matched by %s; covers %s\n",
-				termsafe.Field(res.Path), s.ID, s.LaunchID, termsafe.Field(s.Username), termsafe.Field(s.ResourceLinkTitle),
+				termsafe.Field(res.Path), s.ID, s.LaunchID, termsafe.Field(s.Username), termsafe.Field(s.Assignment()),
 				termsafe.Field(dash(s.ContextLabel)), res.Match.How, termsafe.Field(res.Match.Path))
 			return err
 		},

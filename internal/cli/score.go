@@ -116,7 +116,7 @@ func printScore(app *App, r *grade.ScoreResult) {
 	user := termsafe.Field(p.Username)
 	if r.Resolved != nil && r.Resolved.Via == "roster" {
 		fmt.Fprintf(app.Err, "resolved via roster: %s never launched %q; the score goes to its line item for their LMS id\n",
-			user, termsafe.Field(r.Resolved.Match.Session.ResourceLinkTitle))
+			user, termsafe.Field(r.Resolved.Match.Session.Assignment()))
 	}
 	if r.DryRun {
 		d := r.Request

@@ -118,7 +118,7 @@ func newSessionsListCmd(app *App) *cobra.Command {
 					course = s.ContextTitle
 				}
 				rows = append(rows, []string{strconv.FormatInt(id, 10), s.Username, dash(course),
-					dash(s.ResourceLinkTitle), dash(s.Checkout), dash(s.Opened), s.Version, app.fmtTime(s.LaunchedAt)})
+					dash(s.Assignment()), dash(s.Checkout), dash(s.Opened), s.Version, app.fmtTime(s.LaunchedAt)})
 			}
 			if len(rows) == 0 && app.OutIsTTY {
 				fmt.Fprintln(app.Err, "no sessions recorded yet")
@@ -168,6 +168,11 @@ func newSessionsShowCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if s.ResourceLinkTitle == "" && s.LineItem != "" {
+				if labels, err := st.LineItemLabels(app.Context(), []string{s.LineItem}); err == nil {
+					s.LineItemLabel = labels[s.LineItem]
+				}
+			}
 			cover := resolve.Coverage(*s, course)
 			out := sessionJSON(s)
 			out.Cover = &cover
@@ -193,7 +198,7 @@ func newSessionsShowCmd(app *App) *cobra.Command {
 				{"launches", strconv.Itoa(s.LaunchCount)}, {"user", s.Username}, {"lti version", s.Version},
 				{"platform", s.Platform}, {"lti user id", s.LTIUserID},
 				{"course", strings.TrimSpace(s.ContextLabel + " " + s.ContextTitle + " (" + s.ContextID + ")")},
-				{"assignment", s.ResourceLinkTitle + " (" + s.ResourceLinkID + ")"}, {"roles", s.Roles},
+				{"assignment", assignmentLine(s)}, {"roles", s.Roles},
 				{"outcome url", s.OutcomeURL}, {"sourcedid", s.SourcedID}, {"lineitem", s.LineItem},
 				{"repo", s.Repo}, {"checkout", s.Checkout}, {"opened", s.Opened}, {"covers", covers},
 				{"next url", s.NextURL}, {"link", link}, {"pull error", s.PullError},
@@ -259,4 +264,14 @@ Sessions that still owe the LMS a score (queued passbacks) are kept.`,
 	cmd.Flags().StringVar(&older, "older-than", "", "age such as 180d or 4320h (required)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// assignmentLine is the assignment's title and resource link id; a line
+// item label stands in for a missing title, and says so.
+func assignmentLine(s *store.Session) string {
+	name := s.ResourceLinkTitle
+	if name == "" && s.LineItemLabel != "" {
+		name = s.LineItemLabel + " [line item label]"
+	}
+	return strings.TrimSpace(name + " (" + s.ResourceLinkID + ")")
 }

@@ -79,7 +79,11 @@ func (g *Local) httpClient(senders int) *http.Client {
 
 // Sessions lists sessions (or launches).
 func (g *Local) Sessions(ctx context.Context, f store.SessionFilter) ([]store.Session, error) {
-	return g.Store.ListSessions(ctx, f)
+	ss, err := g.Store.ListSessions(ctx, f)
+	if err == nil {
+		g.withLabels(ctx, ss)
+	}
+	return ss, err
 }
 
 // Passbacks lists the outbox.
@@ -108,7 +112,13 @@ func (g *Local) Resolve(ctx context.Context, r ResolveRequest) (*resolve.Result,
 		cwd = g.Cwd
 	}
 	rv := &resolve.Resolver{Store: g.Store, Layout: g.Config.Paths.Layout(), Cwd: cwd}
-	return rv.Resolve(ctx, r.Notebook, r.User)
+	res, err := rv.Resolve(ctx, r.Notebook, r.User)
+	if res != nil {
+		one := []store.Session{res.Match.Session}
+		g.withLabels(ctx, one)
+		res.Match.Session = one[0]
+	}
+	return res, err
 }
 
 // Target finds the session a command acts on: launch (an explicit choice)

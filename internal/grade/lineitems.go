@@ -72,6 +72,7 @@ func (g *Local) ListLineItems(ctx context.Context, course string) (*LineItemsRep
 	if err != nil {
 		return nil, agsErr(err)
 	}
+	g.keepLabels(ctx, items)
 	if items == nil {
 		items = []ags.LineItem{}
 	}

@@ -36,6 +36,8 @@ type fakePlatform struct {
 	items    []ags.LineItem
 	scores   map[string]map[string]float64 // line item → user → scoreGiven
 	pages    int
+	// itemReads counts GETs of single line items.
+	itemReads int
 }
 
 func newFakePlatform(t testing.TB) *fakePlatform {
@@ -71,6 +73,19 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 		p.mu.Unlock()
 		w.WriteHeader(http.StatusCreated)
 		json.NewEncoder(w).Encode(li)
+	})
+	mux.HandleFunc("GET /lineitems/{id}", func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.itemReads++
+		for _, it := range p.items {
+			if it.ID == p.srv.URL+r.URL.Path {
+				w.Header().Set("Content-Type", ags.LineItemMediaType)
+				json.NewEncoder(w).Encode(it)
+				return
+			}
+		}
+		http.NotFound(w, r)
 	})
 	mux.HandleFunc("POST /lineitems/{id}/scores", func(w http.ResponseWriter, r *http.Request) {
 		var sc struct {
@@ -376,5 +391,49 @@ func TestInContainer(t *testing.T) {
 	}
 	if !inContainer("https://moodle.example/mod/lti/services.php/2/lineitems/5/lineitem?type_id=3", "https://moodle.example/mod/lti/services.php/2/lineitems?type_id=3") {
 		t.Error("a Moodle line item is not in its container")
+	}
+}
+
+// Open edX sends no resource link title: sync learns the line item's
+// label and listings show it; a failed lookup is not retried at once.
+func TestUntitledSessionShowsLineItemLabel(t *testing.T) {
+	p := newFakePlatform(t)
+	g := rosterWorld(t, p, "email")
+	p.items = []ags.LineItem{{ID: p.srv.URL + "/lineitems/hw1", Label: "Homework One", ScoreMaximum: 10}}
+	auth, _ := json.Marshal(map[string]any{})
+	for _, hw := range []string{"hw1", "hw9"} {
+		if _, err := g.Store.RecordLaunch(context.Background(), &store.Launch{Username: "alice", Version: "1.3", Platform: issuer,
+			ClientID: "client-1", LTIUserID: "sub-a", ResourceLinkID: hw, ContextID: "c1",
+			LineItem: p.srv.URL + "/lineitems/" + hw, AGSScopes: []string{ags.ScopeScore, ags.ScopeLineItemReadOnly},
+			LaunchedAt: time.Now(), AuthState: auth}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	labels := func() map[string]string {
+		ss, err := g.Sessions(context.Background(), store.SessionFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, s := range ss {
+			out[s.ResourceLinkID] = s.Assignment()
+		}
+		return out
+	}
+	if got := labels(); got["hw1"] != "" {
+		t.Fatalf("a label before any lookup: %v", got)
+	}
+	if _, err := g.Sync(context.Background(), SyncRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := labels(); got["hw1"] != "Homework One" || got["hw9"] != "" {
+		t.Fatalf("after sync: %v", got)
+	}
+	reads := p.itemReads
+	if _, err := g.Sync(context.Background(), SyncRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if p.itemReads != reads {
+		t.Errorf("second sync read %d line items again, want none (known, or failed within the day)", p.itemReads-reads)
 	}
 }

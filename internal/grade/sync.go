@@ -81,5 +81,6 @@ func (g *Local) Sync(ctx context.Context, r SyncRequest) (*SyncReport, error) {
 		return nil, err
 	}
 	rep.StillQueued = len(left)
+	g.learnLabels(ctx)
 	return rep, nil
 }

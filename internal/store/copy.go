@@ -98,6 +98,8 @@ var copyTables = []copyTable{
 		}, key: "id", same: []string{"session_id", "score", "created_at"}},
 	{name: "ags_tokens", cols: []string{"cache_key", "token", "expires_at"},
 		conv: func(v []any) []any { v[2] = micro(v[2]); return v }, key: "cache_key"},
+	{name: "lineitem_labels", cols: []string{"lineitem", "label", "checked_at"},
+		conv: func(v []any) []any { v[2] = micro(v[2]); return v }, key: "lineitem"},
 }
 
 // CopySQLite copies a SQLite store (launches, sessions, course notebooks,

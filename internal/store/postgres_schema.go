@@ -138,4 +138,11 @@ var pgSchema = []string{
 	// the launches covering a notebook of a student who never launched.
 	`ALTER TABLE launches ADD COLUMN origin text NOT NULL DEFAULT '';
 	CREATE INDEX launches_checkout ON launches (checkout);`,
+	// Labels of AGS line items, for launches whose resource link has no
+	// title (Open edX): checked_at paces the lookups of unknown ones.
+	`CREATE TABLE lineitem_labels (
+		lineitem text PRIMARY KEY,
+		label text NOT NULL,
+		checked_at timestamptz NOT NULL
+	);`,
 }

@@ -160,6 +160,13 @@ var schema = []string{
 	// launches that cover a notebook.
 	`ALTER TABLE launches ADD COLUMN origin TEXT NOT NULL DEFAULT '';
 	CREATE INDEX launches_checkout ON launches (checkout);`,
+	// Labels of AGS line items, for launches whose resource link has no
+	// title (Open edX): checked_at paces the lookups of unknown ones.
+	`CREATE TABLE lineitem_labels (
+		lineitem TEXT PRIMARY KEY,
+		label TEXT NOT NULL,
+		checked_at INTEGER NOT NULL
+	);`,
 }
 
 // SQLite is the embedded Store.

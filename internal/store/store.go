@@ -76,6 +76,33 @@ type Session struct {
 	LaunchID    int64 `json:"launch_id"`
 	LaunchCount int   `json:"launch_count"`
 	Launch
+	// LineItemLabel is the label of the session's line item when its
+	// resource link has no title (filled by listings, not stored here).
+	LineItemLabel string `json:"lineitem_label,omitempty"`
+}
+
+// Assignment names the session's assignment: the resource link's title,
+// else its line item's label (Open edX sends no title), else "".
+func (s *Session) Assignment() string {
+	if s.ResourceLinkTitle != "" {
+		return s.ResourceLinkTitle
+	}
+	return s.LineItemLabel
+}
+
+// LineItemRef is a line item and the registration that may read it.
+type LineItemRef struct {
+	LineItem  string
+	Platform  string
+	ClientID  string
+	AGSScopes []string
+}
+
+// LineItemLabel is a line item's label as the platform told it, when.
+type LineItemLabel struct {
+	LineItem  string
+	Label     string
+	CheckedAt time.Time
 }
 
 // SessionFilter narrows ListSessions; zero values match everything.
@@ -222,6 +249,14 @@ type Store interface {
 	// SetLineItem keeps the AGS line item found for a launch that named
 	// only its container, on the launch and its undelivered scores.
 	SetLineItem(ctx context.Context, launchID, sessionID int64, lineitem string) error
+	// UnlabeledLineItems lists up to limit line items of current LTI 1.3
+	// sessions whose resource link has no title and whose label is not
+	// known, leaving out those checked (in vain) after checkedBefore.
+	UnlabeledLineItems(ctx context.Context, checkedBefore time.Time, limit int) ([]LineItemRef, error)
+	// SetLineItemLabels keeps line item labels ("" = looked up in vain).
+	SetLineItemLabels(ctx context.Context, labels []LineItemLabel) error
+	// LineItemLabels returns the known, non-empty labels of line items.
+	LineItemLabels(ctx context.Context, lineitems []string) (map[string]string, error)
 	// Token and PutToken cache AGS access tokens for every process.
 	Token(ctx context.Context, key string, now time.Time) (token string, expires time.Time, ok bool, err error)
 	PutToken(ctx context.Context, key, token string, expires time.Time) error

@@ -31,6 +31,7 @@ func Run(t *testing.T, b Backend) {
 		{"LaunchTrustFieldsRoundTrip", testLaunchTrustFieldsRoundTrip},
 		{"Prune", testPrune},
 		{"TokensAndLineItems", testTokensAndLineItems},
+		{"LineItemLabels", testLineItemLabels},
 		{"Schema", testSchema},
 		{"EnqueueSupersedesOlderUnsent", testEnqueueSupersedes},
 		{"OutboxNewestWins", testOutboxNewestWins},
@@ -372,6 +373,48 @@ func testTokensAndLineItems(t *testing.T, b Backend) {
 	launch, _ := s.Launch(bg, sess.LaunchID)
 	if got.TargetURL != "https://lms/lineitems/7" || launch.LineItem != "https://lms/lineitems/7" {
 		t.Fatalf("line item not kept: %q %q", got.TargetURL, launch.LineItem)
+	}
+}
+
+// Untitled LTI 1.3 sessions' line items are listed until their label is
+// known; a failed lookup ("") is listed again only once checkedBefore has
+// passed it, and never erases a known label.
+func testLineItemLabels(t *testing.T, b Backend) {
+	s, _ := b.Open(t)
+	now := now0()
+	mk := func(user, link, title, lineitem string) {
+		l := MkLaunch(user, link, now)
+		l.Version, l.ResourceLinkTitle, l.LineItem, l.ClientID = "1.3", title, lineitem, "client-1"
+		l.AGSScopes = []string{"score", "lineitem.readonly"}
+		record(t, s, l)
+	}
+	mk("alice", "hw1", "", "https://lms/li/1")
+	mk("bob", "hw1", "", "https://lms/li/1")
+	mk("alice", "hw2", "", "https://lms/li/2")
+	mk("alice", "hw3", "Titled", "https://lms/li/3")
+	mk("alice", "hw4", "", "")
+	refs, err := s.UnlabeledLineItems(bg, now.Add(-time.Hour), 10)
+	if err != nil || len(refs) != 2 || refs[0].LineItem != "https://lms/li/1" || refs[1].LineItem != "https://lms/li/2" ||
+		refs[0].ClientID != "client-1" || len(refs[0].AGSScopes) != 2 {
+		t.Fatalf("unlabeled: %+v %v", refs, err)
+	}
+	if refs, _ := s.UnlabeledLineItems(bg, now.Add(-time.Hour), 1); len(refs) != 1 {
+		t.Fatalf("limit 1 gave %d", len(refs))
+	}
+	if err := s.SetLineItemLabels(bg, []store.LineItemLabel{{LineItem: "https://lms/li/1", Label: "Homework 1", CheckedAt: now},
+		{LineItem: "https://lms/li/2", Label: "", CheckedAt: now}}); err != nil {
+		t.Fatal(err)
+	}
+	if refs, _ := s.UnlabeledLineItems(bg, now.Add(-time.Hour), 10); len(refs) != 0 {
+		t.Fatalf("after the lookups: %+v", refs)
+	}
+	if refs, _ := s.UnlabeledLineItems(bg, now.Add(time.Second), 10); len(refs) != 1 || refs[0].LineItem != "https://lms/li/2" {
+		t.Fatalf("a day later only the failed one: %+v", refs)
+	}
+	s.SetLineItemLabels(bg, []store.LineItemLabel{{LineItem: "https://lms/li/1", Label: "", CheckedAt: now.Add(time.Minute)}})
+	got, err := s.LineItemLabels(bg, []string{"https://lms/li/1", "https://lms/li/2", "https://lms/li/9"})
+	if err != nil || len(got) != 1 || got["https://lms/li/1"] != "Homework 1" {
+		t.Fatalf("labels: %v %v", got, err)
 	}
 }
 
