@@ -102,7 +102,7 @@ func (s *Sandbox) Handler() http.Handler {
 	mux.HandleFunc("GET /launch", s.serveLaunch)
 	mux.HandleFunc("GET /launch.json", s.serveLaunchJSON)
 	mux.HandleFunc("GET /gradebook", s.serveGradebook)
-	mux.HandleFunc("POST /outcomes", s.sim.serveOutcome)
+	mux.HandleFunc("POST /outcomes", s.sim.outcomeHandler())
 	mux.HandleFunc("GET /grades.json", s.sim.serveGrades)
 	return s.checkHost(mux)
 }
@@ -140,7 +140,10 @@ var pageCSP = func() string {
 		base64.StdEncoding.EncodeToString(sum[:]) + "'; base-uri 'none'; frame-ancestors 'none'"
 }()
 
-func (s *Sandbox) page(w http.ResponseWriter, t *template.Template, data any) {
+func (s *Sandbox) page(w http.ResponseWriter, t *template.Template, data any) { writePage(w, t, data) }
+
+// writePage serves an HTML page under the pages' CSP.
+func writePage(w http.ResponseWriter, t *template.Template, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", pageCSP)
 	w.Header().Set("Cache-Control", "no-store")
