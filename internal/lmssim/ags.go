@@ -120,6 +120,14 @@ func (p *Platform) SetMoodleURLs(on bool) {
 	p.typeID = on
 }
 
+// OnScore calls f with every score stored, after the request's lock is
+// released; `ltigrade sandbox --lti13` prints them.
+func (p *Platform) OnScore(f func(Score)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.onScore = f
+}
+
 // Scores returns every stored score, sorted by line item id then user id.
 func (p *Platform) Scores() []Score {
 	p.mu.Lock()
@@ -360,7 +368,11 @@ func (p *Platform) serveScore(w http.ResponseWriter, r *http.Request) {
 	s.Writes = old.Writes + 1
 	p.scores[key] = s
 	p.stats.ScoresStored++
+	onScore := p.onScore
 	p.mu.Unlock()
+	if onScore != nil {
+		onScore(s)
+	}
 	base := p.kit.baseFor(r)
 	p.reply(w, http.StatusOK, "application/json", map[string]string{
 		"resultUrl": base + "/lineitems/" + url.PathEscape(it.id) + "/lineitem/results/" + url.PathEscape(s.UserID)})

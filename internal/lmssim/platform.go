@@ -119,6 +119,7 @@ type Platform struct {
 	jtis      map[string]time.Time // jti -> when it may be forgotten
 	scores    map[[2]string]Score  // (line item id, user id)
 	members   map[string][]Member  // context id → roster
+	onScore   func(Score)
 	pageSize  int
 	typeID    bool
 	stats     PlatformStats

@@ -108,14 +108,18 @@ func (s *Sandbox) Handler() http.Handler {
 }
 
 // checkHost refuses requests for another host name: see Sandbox.
-func (s *Sandbox) checkHost(next http.Handler) http.Handler {
+func (s *Sandbox) checkHost(next http.Handler) http.Handler { return checkHost(s.hosts, next) }
+
+// checkHost serves only requests for one of hosts or a loopback name, with
+// headers that keep browsers from sniffing or leaking URLs.
+func checkHost(hosts map[string]bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := strings.ToLower(r.Host)
 		h := host
 		if hh, _, err := net.SplitHostPort(host); err == nil {
 			h = hh
 		}
-		if !s.hosts[host] && h != "localhost" && !isLoopbackIP(h) {
+		if !hosts[host] && h != "localhost" && !isLoopbackIP(h) {
 			http.Error(w, "unknown host; use the sandbox's own URL", http.StatusMisdirectedRequest)
 			return
 		}
