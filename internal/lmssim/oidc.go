@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"html/template"
 	"maps"
+	"math/big"
 	"net/http"
 	"net/url"
 	"slices"
@@ -437,3 +438,48 @@ var authPostPage = template.Must(template.New("auth").Parse(`<!DOCTYPE html>
 <script>{{.Script}}</script>
 </body></html>
 `))
+
+// VerifyJWT checks a compact RS256 JWS (an id_token) against a key set,
+// picking the key by the header's kid, and returns its claims. It checks
+// the signature only: the claims' meaning is the caller's business.
+func VerifyJWT(tok string, set keys.JWKSet) (map[string]any, error) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("not a compact JWS")
+	}
+	enc := base64.RawURLEncoding
+	hb, err1 := enc.DecodeString(parts[0])
+	cb, err2 := enc.DecodeString(parts[1])
+	sig, err3 := enc.DecodeString(parts[2])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, errors.New("bad base64url")
+	}
+	var hdr struct{ Alg, Kid string }
+	if err := json.Unmarshal(hb, &hdr); err != nil || hdr.Alg != "RS256" {
+		return nil, errors.New("header must say alg RS256")
+	}
+	var pub *rsa.PublicKey
+	for _, k := range set.Keys {
+		if k.Kid != hdr.Kid || k.Kty != "RSA" {
+			continue
+		}
+		n, err1 := enc.DecodeString(k.N)
+		e, err2 := enc.DecodeString(k.E)
+		if err1 != nil || err2 != nil || len(e) == 0 || len(e) > 4 {
+			return nil, fmt.Errorf("key %q: bad n or e", k.Kid)
+		}
+		pub = &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+	}
+	if pub == nil {
+		return nil, fmt.Errorf("no key %q in the key set", hdr.Kid)
+	}
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig); err != nil {
+		return nil, errors.New("signature verification failed")
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(cb, &claims); err != nil {
+		return nil, errors.New("claims are not a JSON object")
+	}
+	return claims, nil
+}

@@ -301,3 +301,30 @@ func TestLaunchBuilderClaimsNeedThePlatform(t *testing.T) {
 		t.Error("claims without a hub for the target link")
 	}
 }
+
+func TestVerifyJWT(t *testing.T) {
+	p := startCoursePlatform(t)
+	tok, err := p.IDToken("alice", "hw1", "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := p.JWKS()
+	c, err := VerifyJWT(tok, set)
+	if err != nil || c["nonce"] != "n" || c["sub"] != "alice" {
+		t.Fatalf("VerifyJWT: %v %v", c, err)
+	}
+	parts := strings.Split(tok, ".")
+	body, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(body), `"sub":"alice"`, `"sub":"bob"`, 1))) + "." + parts[2]
+	if _, err := VerifyJWT(forged, set); err == nil {
+		t.Error("a changed payload verified")
+	}
+	tool, _ := toolKeys(t)
+	other := keys.JWKSet{Keys: []keys.JWK{keys.PublicJWK(&tool.PublicKey, set.Keys[0].Kid)}}
+	if _, err := VerifyJWT(tok, other); err == nil {
+		t.Error("verified with another key under the same kid")
+	}
+	if _, err := VerifyJWT(tok, keys.JWKSet{}); err == nil {
+		t.Error("verified with an empty key set")
+	}
+}
