@@ -1,11 +1,14 @@
-// Package lmssim is an in-process LTI 1.1 Basic Outcomes LMS (and, in
-// ags.go, an LTI 1.3 AGS platform) for loopback use: `ltigrade demo`,
-// `ltigrade sandbox`, CLI tests and benchmarks. It verifies OAuth like a
-// real LMS (signature, body hash, timestamp window, nonce replay), keeps a
-// grade table, and can inject faults (error statuses, delays, dropped
-// connections) into the next requests.
+// Package lmssim is an in-process LTI 1.1 Basic Outcomes LMS (Sim, here)
+// and LTI 1.3 platform (Platform: OIDC logins, AGS, NRPS; platform.go) for
+// loopback use: `ltigrade demo`, `ltigrade sandbox`, CLI tests and
+// benchmarks. Both run on one HTTP toolkit (kit.go): lifecycle, latency,
+// faults queued per route (error statuses, Retry-After, delays, dropped
+// connections) and request counts. Sim verifies OAuth like a real LMS
+// (signature, body hash, timestamp window, nonce replay) and keeps a grade
+// table; LaunchBuilder builds both versions' launches, and Sandbox and
+// PlatformSandbox serve them as pages for a real hub.
 //
-// It verifies with lti11.Verify, so it cannot catch a bug that our signer
+// Sim verifies with lti11.Verify, so it cannot catch a bug that our signer
 // and verifier share; testdata/lmsdouble does that with Python's oauthlib.
 package lmssim
 

@@ -328,3 +328,33 @@ func TestVerifyJWT(t *testing.T) {
 		t.Error("verified with an empty key set")
 	}
 }
+
+// The LTI 1.1 launch carries the same roles and custom parameters.
+func TestLaunchBuilderRolesAndCustom11(t *testing.T) {
+	b := LaunchBuilder{Course: course13()}
+	p, _, err := b.Params("ina", "hw1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p["roles"] != "Instructor" || p["custom_due"] != "friday" {
+		t.Errorf("params %v", p)
+	}
+	if p, _, _ := b.Params("alice", "hw2"); p["roles"] != "Learner" {
+		t.Errorf("default role %q", p["roles"])
+	}
+	for _, c := range []struct {
+		edit func(*Course)
+		want string
+	}{
+		{func(c *Course) { c.Assignments[0].Custom = map[string]string{"bad-name": "x"} }, "custom parameter name"},
+		{func(c *Course) { c.Assignments[0].Custom = map[string]string{"x": "a\nb"} }, "control character"},
+		{func(c *Course) { c.Students[0].Roles = []string{"Learner,Instructor"} }, "must not contain"},
+		{func(c *Course) { c.Assignments[0].ScoreMaximum = -1 }, "score maximum"},
+	} {
+		b := LaunchBuilder{Course: course13()}
+		c.edit(&b.Course)
+		if err := b.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Validate: %v, want %q", err, c.want)
+		}
+	}
+}
