@@ -94,7 +94,7 @@ hub's settings (issuer, client_id, authorize_url, jwks_endpoint) and ltigrade's
 	fl.StringVar(&f.branch, "branch", "", "branch of the course repository (default: nbgitpuller uses the repository's default branch)")
 	fl.StringVar(&f.key, "consumer-key", "", "LTI consumer key to sign with (config sandbox.consumer_key; default the first [[lti11.consumers]] key)")
 	fl.StringVar(&f.secretFile, "secret-file", "", "file holding the consumer secret (mode 600), instead of the config's [[lti11.consumers]] entry")
-	fl.StringSliceVar(&f.students, "student", []string{"alice", "bob", "carol"}, "student (hub username), repeatable")
+	fl.StringSliceVar(&f.students, "student", []string{"alice", "bob", "carol"}, "student (hub username; with --lti13 the LTI 1.3 sub, and the hub username is <name>@lms.test), repeatable")
 	fl.StringArrayVar(&f.assignments, "assignment", []string{"hw1=hw1/hw1.ipynb", "hw2=hw2/hw2.ipynb"}, "assignment as ID=PATH, PATH being the notebook inside the course repository; repeatable")
 	fl.StringVar(&f.courseID, "course-id", "sandbox-101", "course id (LTI context_id and context_label)")
 	fl.StringVar(&f.courseTitle, "course-title", "Sandbox course", "course title (LTI context_title)")
