@@ -6,7 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/url"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ltigrade/ltigrade/internal/ags"
 	"github.com/ltigrade/ltigrade/internal/keys"
 	"github.com/ltigrade/ltigrade/internal/lmssim"
 )
@@ -177,15 +177,12 @@ func runDemo(app *App, keep bool) error {
 	return nil
 }
 
-// The LTI 1.3 demo's platform registration.
+// The LTI 1.3 demo's platform registration, and the hub its target links
+// name (no hub runs: the demo records what the hub's hook would see).
 const (
 	demoIssuer   = "https://lms.example.edu"
 	demoClientID = "demo-client"
-)
-
-const (
-	claimPrefix = "https://purl.imsglobal.org/spec/lti/claim/"
-	claimAGS    = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+	demoHub      = "https://hub.example.org"
 )
 
 // runDemoLTI13 is runDemo over LTI 1.3: a tool key, an in-process AGS
@@ -234,43 +231,41 @@ func runDemoLTI13(app *App, keep bool) error {
 	fmt.Fprintf(w, "   an LTI 1.3 platform is listening on %s (issuer %s, client_id %q);\n", base, demoIssuer, demoClientID)
 	fmt.Fprintf(w, "   it trusts key id %s, and the config has its [[lti13.platforms]] entry\n", key.KeyID())
 
-	lb := &lmssim.LaunchBuilder{Course: demoCourse()}
-	c := lb.Course
-	// hw1's launch names its line item; hw2's only the container, so
-	// ltigrade looks the line item of the resource link up when it sends.
-	lineitems := plat.LineItemsURL()
-	hw1Item := plat.AddLineItem("1", "link-hw1")
-	plat.AddLineItem("2", "link-hw2")
+	// The platform builds and signs the launches from the same course as
+	// the LTI 1.1 demo: hw1's names its line item, hw2's only the
+	// container, so ltigrade looks the line item of the resource link up
+	// when it sends.
+	course := demoCourse()
+	course.Assignments[1].NoLineItemClaim = true
+	plat.SetIssuer(demoIssuer)
+	plat.SetTool(lmssim.HubTool(demoHub))
+	if err := plat.SetCourse(lmssim.LaunchBuilder{HubURL: demoHub, Course: course}); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	jwks, err := demoJWKS(plat.JWKSURL())
+	if err != nil {
+		return fmt.Errorf("demo: the platform's key set: %w", err)
+	}
 	step(2, "Two LTI 1.3 launches arrive from the LMS (the id_token claims ltiauthenticator keeps as auth_state)")
 	for i, hw := range []string{"hw1", "hw2"} {
-		as, err := lb.AuthState("alice", hw)
+		tok, err := plat.IDToken("alice", hw, randomHex(16))
 		if err != nil {
 			return fmt.Errorf("demo: build the launch: %w", err)
 		}
-		endpoint := map[string]any{
-			"scope":     []string{ags.ScopeScore, ags.ScopeResultReadOnly, ags.ScopeLineItemReadOnly},
-			"lineitems": lineitems,
+		// What LTI13Authenticator does before it logs the student in:
+		// check the signature against the platform's JWKS.
+		claims, err := lmssim.VerifyJWT(tok, jwks)
+		if err != nil {
+			return fmt.Errorf("demo: the platform's id_token: %w", err)
 		}
-		if hw == "hw1" {
-			endpoint["lineitem"] = hw1Item
-		}
-		claims := map[string]any{
-			"iss": demoIssuer, "aud": demoClientID, "sub": as["user_id"],
-			"name":                        as["lis_person_name_full"],
-			claimPrefix + "message_type":  "LtiResourceLinkRequest",
-			claimPrefix + "version":       "1.3.0",
-			claimPrefix + "deployment_id": "deployment-1",
-			// The nbgitpuller link in a signed place (docs/lti13.md): the
-			// browser's login-initiation next alone would not count.
-			claimPrefix + "target_link_uri": "https://hub.example.org/hub/lti13/launch?next=" + url.QueryEscape(as["next"]),
-			claimPrefix + "roles":           []string{"http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"},
-			claimPrefix + "resource_link":   map[string]string{"id": as["resource_link_id"], "title": as["resource_link_title"]},
-			claimPrefix + "context":         map[string]string{"id": c.ID, "label": c.Label, "title": c.Title},
-			claimAGS:                        endpoint,
+		fmt.Fprintf(w, "   the platform signed an id_token for alice/%s (RS256, key id %s, verified against its JWKS at %s)\n",
+			hw, jwks.Keys[0].Kid, plat.JWKSURL())
+		if ep, _ := claims[lmssim.ClaimAGS].(map[string]any); ep["lineitem"] == nil {
+			fmt.Fprintf(w, "   alice/%s: its grade-service claim names only the line item container\n", hw)
 		}
 		l := map[string]any{
+			// ltiauthenticator with username_key = "custom_username"
 			"username":    "alice",
-			"next_url":    as["next"],
 			"launched_at": app.Now().Add(time.Duration(i-2) * time.Minute).UTC().Format(time.RFC3339),
 			"auth_state":  claims,
 		}
@@ -295,16 +290,16 @@ func runDemoLTI13(app *App, keep bool) error {
 	}
 
 	step(6, "What the LTI 1.3 platform stored")
-	s, ok := plat.Score("1", "lms-user-17")
+	s, ok := plat.Score("hw1", "lms-user-17")
 	if !ok {
 		return fmt.Errorf("demo: the platform has no score for alice's hw1")
 	}
 	st := plat.Stats()
-	fmt.Fprintf(w, "   line item 1 (link-hw1): userId %s -> scoreGiven %s, scoreMaximum %s (%s, %s)\n",
+	fmt.Fprintf(w, "   line item hw1 (link-hw1): userId %s -> scoreGiven %s, scoreMaximum %s (%s, %s)\n",
 		s.UserID, fmtFloat(s.ScoreGiven), fmtFloat(s.ScoreMaximum), s.ActivityProgress, s.GradingProgress)
 	fmt.Fprintf(w, "   token requests: %d, client assertion verified against key id %s (%d refused)\n",
 		st.TokenRequests, key.KeyID(), st.AssertionFailures)
-	if _, ok := plat.Score("2", "lms-user-17"); !ok {
+	if _, ok := plat.Score("hw2", "lms-user-17"); !ok {
 		fmt.Fprintf(w, "   hw2 has no score yet, as expected\n")
 	}
 	step(7, "Read it back: GET {lineitem}/results?user_id=")
@@ -315,4 +310,24 @@ func runDemoLTI13(app *App, keep bool) error {
 		fmt.Fprintf(w, "Kept %s; try: ltigrade --config %s passbacks list\n", dir, cfgPath)
 	}
 	return nil
+}
+
+// demoJWKS fetches a key set, as the hub fetches its jwks_endpoint.
+func demoJWKS(u string) (keys.JWKSet, error) {
+	var set keys.JWKSet
+	resp, err := http.Get(u)
+	if err != nil {
+		return set, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return set, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
+		return set, fmt.Errorf("GET %s: %v", u, err)
+	}
+	if len(set.Keys) == 0 {
+		return set, fmt.Errorf("GET %s: no keys", u)
+	}
+	return set, nil
 }

@@ -28,6 +28,10 @@ type sandboxFlags struct {
 	key, secretFile, urlFile                string
 	students, assignments                   []string
 	courseID, courseTitle                   string
+	// LTI 1.3
+	lti13                          bool
+	clientID, deploymentID, issuer string
+	toolJWKS                       string
 }
 
 func newSandboxCmd(app *App) *cobra.Command {
@@ -55,11 +59,30 @@ custom_canvas_user_id, ltiauthenticator's default username_key).
 Settings from [sandbox] in the config file (listen, hub_url, course_repo,
 consumer_key) are overridden by the flags. The first line printed is the sandbox's
 URL. Anyone who can open the sandbox can log into the hub as its students: keep it
-on loopback (the default) and stop it with Ctrl-C when done.`,
+on loopback (the default) and stop it with Ctrl-C when done.
+
+With --lti13 it is an LTI 1.3 platform instead, for a hub with ltiauthenticator's
+LTI13Authenticator: "launch" starts an OpenID Connect login at
+<hub-url>/hub/lti13/oauth_login; its authorization endpoint (/auth) answers the hub
+with an id_token signed by the sandbox's own key (published at /jwks), whose
+target_link_uri carries the nbgitpuller link in next=. Its token endpoint (/token)
+checks ltigrade's client assertions against ltigrade's public keys: those of the
+config's [[lti13.platforms]] private_key_file, or the JWKS in --tool-jwks (the
+output of ltigrade keys jwks). It serves the Assignment and Grade Services
+(/lineitems: list, create, scores, results) and the course roster
+(/contexts/<course-id>/memberships). The hub username is the student's email,
+<name>@lms.test, with LTI13Authenticator's default username_key. It prints the
+hub's settings (issuer, client_id, authorize_url, jwks_endpoint) and ltigrade's
+[[lti13.platforms]] entry; the issuer is the sandbox's URL unless --issuer says.
+
+  GET  /lti13/login  ?student=S&assignment=A: the login initiation (an auto-submitting form)
+  GET  /lti13/login.json  the same as {"action": URL, "params": {...}}, for test drivers
+  GET  /gradebook, /scores.json  the scores received`,
 		Example: `  ltigrade sandbox --hub-url http://127.0.0.1:8000 --course-repo https://github.com/org/course
   ltigrade sandbox --course-repo /srv/git/course.git --student ann --student ben \
       --assignment week1=week1/intro.ipynb --assignment week2=week2/lists.ipynb
-  ltigrade sandbox --listen 127.0.0.1:0 --url-file /tmp/sandbox.url --consumer-key k --secret-file k.secret`,
+  ltigrade sandbox --listen 127.0.0.1:0 --url-file /tmp/sandbox.url --consumer-key k --secret-file k.secret
+  ltigrade sandbox --lti13 --course-repo https://github.com/org/course --client-id trial-hub`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSandbox(app, cmd, f) },
 	}
@@ -71,11 +94,16 @@ on loopback (the default) and stop it with Ctrl-C when done.`,
 	fl.StringVar(&f.branch, "branch", "", "branch of the course repository (default: nbgitpuller uses the repository's default branch)")
 	fl.StringVar(&f.key, "consumer-key", "", "LTI consumer key to sign with (config sandbox.consumer_key; default the first [[lti11.consumers]] key)")
 	fl.StringVar(&f.secretFile, "secret-file", "", "file holding the consumer secret (mode 600), instead of the config's [[lti11.consumers]] entry")
-	fl.StringSliceVar(&f.students, "student", []string{"alice", "bob", "carol"}, "student (hub username), repeatable")
+	fl.StringSliceVar(&f.students, "student", []string{"alice", "bob", "carol"}, "student (hub username; with --lti13 the LTI 1.3 sub, and the hub username is <name>@lms.test), repeatable")
 	fl.StringArrayVar(&f.assignments, "assignment", []string{"hw1=hw1/hw1.ipynb", "hw2=hw2/hw2.ipynb"}, "assignment as ID=PATH, PATH being the notebook inside the course repository; repeatable")
 	fl.StringVar(&f.courseID, "course-id", "sandbox-101", "course id (LTI context_id and context_label)")
 	fl.StringVar(&f.courseTitle, "course-title", "Sandbox course", "course title (LTI context_title)")
 	fl.StringVar(&f.urlFile, "url-file", "", "write the sandbox's URL to this file once it is listening (for scripts)")
+	fl.BoolVar(&f.lti13, "lti13", false, "be an LTI 1.3 platform (OpenID Connect logins, AGS, NRPS) instead of an LTI 1.1 consumer")
+	fl.StringVar(&f.clientID, "client-id", "ltigrade-sandbox", "LTI 1.3: the tool registration's client id (the hub's client_id, ltigrade's client_id)")
+	fl.StringVar(&f.deploymentID, "deployment-id", "deployment-1", "LTI 1.3: the deployment id of launches")
+	fl.StringVar(&f.issuer, "issuer", "", "LTI 1.3: the platform's issuer (default the sandbox's URL)")
+	fl.StringVar(&f.toolJWKS, "tool-jwks", "", "LTI 1.3: JWKS file of ltigrade's public keys (ltigrade keys jwks), instead of the config's [[lti13.platforms]] keys")
 	return cmd
 }
 
@@ -102,11 +130,6 @@ func runSandbox(app *App, cmd *cobra.Command, f sandboxFlags) error {
 	if strings.TrimSpace(repo) == "" {
 		return usageErr("no course repository: set --course-repo or course_repo in [sandbox] of the config")
 	}
-	key := pick("consumer-key", cfg.Sandbox.ConsumerKey)
-	if key == "" {
-		return usageErr("no consumer key: set --consumer-key, consumer_key in [sandbox], or add an [[lti11.consumers]] entry")
-	}
-
 	course := lmssim.Course{ID: f.courseID, Label: f.courseID, Title: f.courseTitle, Repo: repo, Branch: f.branch}
 	for _, s := range f.students {
 		course.Students = append(course.Students, lmssim.Student{Name: s})
@@ -117,6 +140,18 @@ func runSandbox(app *App, cmd *cobra.Command, f sandboxFlags) error {
 			return usageErr("--assignment %q must be ID=PATH, e.g. hw1=hw1/hw1.ipynb", a)
 		}
 		course.Assignments = append(course.Assignments, lmssim.Assignment{ID: id, Path: p})
+	}
+	if f.lti13 {
+		for _, fl := range []string{"consumer-key", "secret-file"} {
+			if cmd.Flags().Changed(fl) {
+				return usageErr("--%s is for LTI 1.1 launches; with --lti13 the sandbox signs with its own key", fl)
+			}
+		}
+		return runSandbox13(app, cfg, f, course, listen, hubURL)
+	}
+	key := pick("consumer-key", cfg.Sandbox.ConsumerKey)
+	if key == "" {
+		return usageErr("no consumer key: set --consumer-key, consumer_key in [sandbox], or add an [[lti11.consumers]] entry")
 	}
 	b := lmssim.LaunchBuilder{HubURL: hubURL, Key: key, Course: course}
 	// Check the course before reading the secret or binding a port, so a
@@ -137,29 +172,11 @@ func runSandbox(app *App, cmd *cobra.Command, f sandboxFlags) error {
 		b.Secret = secret.Reveal()
 	}
 
-	if f.publicURL != "" {
-		if u, err := url.Parse(f.publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return usageErr("--public-url %q must be an http(s) URL such as http://hub.example.org:8765", f.publicURL)
-		}
-	}
-	ln, err := net.Listen("tcp", listen)
+	ln, base, err := sandboxListen(app, listen, f.publicURL)
 	if err != nil {
-		return fmt.Errorf("sandbox: listen on %s: %w", listen, err)
+		return err
 	}
 	defer ln.Close()
-	addr := ln.Addr().(*net.TCPAddr)
-	base := f.publicURL
-	if base == "" {
-		host := addr.IP.String()
-		if addr.IP.IsUnspecified() {
-			host = "127.0.0.1"
-			fmt.Fprintf(app.Err, "ltigrade: warning: listening on all interfaces but announcing %s; set --public-url if the hub or the browser is on another machine\n", host)
-		}
-		base = "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
-	}
-	if !addr.IP.IsLoopback() {
-		fmt.Fprintf(app.Err, "ltigrade: warning: the sandbox listens on %s, not loopback: anyone who can reach it can log into the hub as its students\n", addr)
-	}
 	sb, err := lmssim.NewSandbox(b, base)
 	if err != nil {
 		return usageErr("sandbox: %v", err)
@@ -194,7 +211,46 @@ func runSandbox(app *App, cmd *cobra.Command, f sandboxFlags) error {
 		}
 	}
 
-	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if err := serveSandbox(app, ln, sb.Handler(), sb.Close); err != nil {
+		return err
+	}
+	say("ltigrade sandbox: stopped\n")
+	return nil
+}
+
+// sandboxListen binds the sandbox's address and works out the URL it
+// announces: --public-url, else the bound address (loopback when it is
+// unspecified), warning when others can reach it.
+func sandboxListen(app *App, listen, publicURL string) (net.Listener, string, error) {
+	if publicURL != "" {
+		if u, err := url.Parse(publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, "", usageErr("--public-url %q must be an http(s) URL such as http://hub.example.org:8765", publicURL)
+		}
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, "", fmt.Errorf("sandbox: listen on %s: %w", listen, err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	base := publicURL
+	if base == "" {
+		host := addr.IP.String()
+		if addr.IP.IsUnspecified() {
+			host = "127.0.0.1"
+			fmt.Fprintf(app.Err, "ltigrade: warning: listening on all interfaces but announcing %s; set --public-url if the hub or the browser is on another machine\n", host)
+		}
+		base = "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+	}
+	if !addr.IP.IsLoopback() {
+		fmt.Fprintf(app.Err, "ltigrade: warning: the sandbox listens on %s, not loopback: anyone who can reach it can log into the hub as its students\n", addr)
+	}
+	return ln, strings.TrimRight(base, "/"), nil
+}
+
+// serveSandbox serves h on ln until the command's context ends; closeSim
+// wakes delayed handlers first, so that Shutdown does not wait for them.
+func serveSandbox(app *App, ln net.Listener, h http.Handler, closeSim func() error) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -204,9 +260,8 @@ func runSandbox(app *App, cmd *cobra.Command, f sandboxFlags) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	sb.Close() // wake delayed outcome handlers so Shutdown does not wait for them
+	closeSim()
 	_ = srv.Shutdown(ctx)
-	say("ltigrade sandbox: stopped\n")
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"path"
 	"regexp"
@@ -31,10 +32,20 @@ const UsernameKey = "custom_canvas_user_id"
 
 // Student is one learner of the simulated course.
 type Student struct {
-	Name     string // hub username, sent as custom_canvas_user_id
-	UserID   string // LTI user_id; "" means Name
-	FullName string // lis_person_name_full; "" means Name
+	Name     string // hub username, sent as custom_canvas_user_id (LTI 1.1) and custom "username" (LTI 1.3)
+	UserID   string // LTI user_id, the LTI 1.3 sub; "" means Name
+	FullName string // lis_person_name_full, the LTI 1.3 name; "" means Name
+	// Email is the LTI 1.3 email claim and NRPS email, which
+	// ltiauthenticator's default username_key makes the hub username; ""
+	// means Name@EmailDomain.
+	Email string
+	// Roles are LIS context roles: short names such as "Learner" or
+	// "Instructor", or full role URIs; none means Learner.
+	Roles []string
 }
+
+// EmailDomain completes the email of a student who has none.
+const EmailDomain = "lms.test"
 
 // Assignment is one LMS assignment: a resource link whose launch opens a
 // notebook of the course repository through nbgitpuller.
@@ -43,6 +54,15 @@ type Assignment struct {
 	LinkID string // resource_link_id; "" means ID
 	Title  string // resource_link_title; "" means ID
 	Path   string // notebook (or folder) inside the course repository
+	// Custom parameters of the link: custom_<name> in LTI 1.1, the custom
+	// claim in LTI 1.3.
+	Custom map[string]string
+	// ScoreMaximum is the LTI 1.3 line item's maximum; 0 means 100.
+	ScoreMaximum float64
+	// NoLineItemClaim leaves lineitem out of the LTI 1.3 grade-service
+	// claim (only the lineitems container is named), as platforms do for a
+	// link created without a gradebook column: the tool must look it up.
+	NoLineItemClaim bool
 }
 
 // Course is the simulated course: who is enrolled, which assignments it
@@ -71,6 +91,14 @@ type LaunchBuilder struct {
 	Course     Course
 	Now        func() time.Time // default time.Now
 	Nonce      func() string    // default 16 random bytes as hex
+
+	// LTI 1.3 (Claims): the platform's side of the registration and the
+	// services its launches name. Platform fills them from itself.
+	Issuer, ClientID, DeploymentID string
+	LineItemsURL                   string            // AGS lineitems; "" leaves the AGS claim out
+	LineItemURLs                   map[string]string // assignment ID → its AGS lineitem
+	AGSScopes                      []string          // nil means DefaultAGSScopes
+	MembershipsURL                 string            // NRPS context_memberships_url; "" leaves the NRPS claim out
 }
 
 // SignedLaunch is a launch ready to POST as a form: Action is the hub's
@@ -92,6 +120,7 @@ var (
 	// (it lowercases) and what TLJH turns into a Unix user jupyter-<name>.
 	studentRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 	assignmentRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	customRE     = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
 )
 
 // maxParam bounds any configured value: a launch is a few KiB and a hub
@@ -150,6 +179,17 @@ func (b *LaunchBuilder) Validate() error {
 		if err := checkText("student full name", s.FullName, false); err != nil {
 			return err
 		}
+		if err := checkText("student email", s.Email, false); err != nil {
+			return err
+		}
+		for _, r := range s.Roles {
+			if err := checkText("student role", r, true); err != nil {
+				return err
+			}
+			if strings.ContainsAny(r, ", ") {
+				return fmt.Errorf("student %q: role %q must not contain ',' or spaces", s.Name, r)
+			}
+		}
 	}
 	seen = map[string]bool{}
 	for _, a := range c.Assignments {
@@ -167,6 +207,17 @@ func (b *LaunchBuilder) Validate() error {
 		}
 		if err := checkNotebookPath(a.Path); err != nil {
 			return fmt.Errorf("assignment %s: %w", a.ID, err)
+		}
+		for k, v := range a.Custom {
+			if !customRE.MatchString(k) {
+				return fmt.Errorf("assignment %s: custom parameter name %q must be letters, digits and '_'", a.ID, k)
+			}
+			if err := checkText("custom parameter "+k, v, false); err != nil {
+				return fmt.Errorf("assignment %s: %w", a.ID, err)
+			}
+		}
+		if a.ScoreMaximum < 0 || math.IsInf(a.ScoreMaximum, 0) || math.IsNaN(a.ScoreMaximum) {
+			return fmt.Errorf("assignment %s: score maximum %v must be positive", a.ID, a.ScoreMaximum)
 		}
 		// The link must survive our own nbgitpuller reading, so that what
 		// the sandbox sends is what `ltigrade record` will understand.
@@ -314,7 +365,7 @@ func (b *LaunchBuilder) Params(student, assignment string) (params map[string]st
 		"resource_link_title":                    or(a.Title, a.ID),
 		"user_id":                                or(s.UserID, s.Name),
 		UsernameKey:                              s.Name,
-		"roles":                                  "Learner",
+		"roles":                                  strings.Join(s.roles(), ","),
 		"lis_person_name_full":                   or(s.FullName, s.Name),
 		"context_id":                             c.ID,
 		"context_label":                          or(c.Label, c.ID),
@@ -323,6 +374,9 @@ func (b *LaunchBuilder) Params(student, assignment string) (params map[string]st
 		"lis_result_sourcedid":                   b.sourcedID(s, a),
 		"ext_outcome_data_values_accepted":       "text",
 		"tool_consumer_info_product_family_code": "ltigrade-sandbox",
+	}
+	for k, v := range a.Custom {
+		params["custom_"+k] = v
 	}
 	if b.OutcomeURL == "" {
 		delete(params, "lis_outcome_service_url")

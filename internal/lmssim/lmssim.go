@@ -1,11 +1,14 @@
-// Package lmssim is an in-process LTI 1.1 Basic Outcomes LMS (and, in
-// ags.go, an LTI 1.3 AGS platform) for loopback use: `ltigrade demo`,
-// `ltigrade sandbox`, CLI tests and benchmarks. It verifies OAuth like a
-// real LMS (signature, body hash, timestamp window, nonce replay), keeps a
-// grade table, and can inject faults (error statuses, delays, dropped
-// connections) into the next requests.
+// Package lmssim is an in-process LTI 1.1 Basic Outcomes LMS (Sim, here)
+// and LTI 1.3 platform (Platform: OIDC logins, AGS, NRPS; platform.go) for
+// loopback use: `ltigrade demo`, `ltigrade sandbox`, CLI tests and
+// benchmarks. Both run on one HTTP toolkit (kit.go): lifecycle, latency,
+// faults queued per route (error statuses, Retry-After, delays, dropped
+// connections) and request counts. Sim verifies OAuth like a real LMS
+// (signature, body hash, timestamp window, nonce replay) and keeps a grade
+// table; LaunchBuilder builds both versions' launches, and Sandbox and
+// PlatformSandbox serve them as pages for a real hub.
 //
-// It verifies with lti11.Verify, so it cannot catch a bug that our signer
+// Sim verifies with lti11.Verify, so it cannot catch a bug that our signer
 // and verifier share; testdata/lmsdouble does that with Python's oauthlib.
 package lmssim
 
@@ -16,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"sort"
@@ -48,17 +50,6 @@ type Grade struct {
 	Writes int `json:"writes"`
 }
 
-// Fault makes the simulator misbehave for the next request(s). Faults queue
-// up and are consumed in order, one request each.
-type Fault struct {
-	Status     int           // answer with this HTTP status and Body; 0: process the request normally (after Delay)
-	Body       string        // response body for Status
-	RetryAfter string        // Retry-After header value, sent with Status
-	Delay      time.Duration // wait before answering; the request is still processed afterwards even if the client gave up, as a real LMS would
-	Drop       bool          // read the request, then close the connection without a reply
-	Repeat     int           // number of requests this fault applies to; 0 means 1
-}
-
 // Sim is the simulated LMS. Its methods are safe for concurrent use.
 type Sim struct {
 	consumers map[string]string
@@ -68,19 +59,18 @@ type Sim struct {
 	writes        map[string]int
 	nonces        map[string]time.Time // key NUL nonce -> when it may be forgotten
 	nonceAdds     int
-	faults        []Fault
-	latency       time.Duration
 	roster        map[string]bool // nil: every sourcedId is valid
 	failureStatus int
 	onGrade       func(Grade)
-	requests      int
 	msgSeq        int
 	now           func() time.Time
 
-	srv       *http.Server
-	done      chan struct{}
-	closeOnce sync.Once
+	kit *server
 }
+
+// RouteOutcomes names the simulator's outcome service requests, for
+// Fault.Route and counts.
+const RouteOutcomes = "outcomes"
 
 // New returns a simulator that accepts the given consumer keys (key -> secret).
 func New(consumers map[string]string) *Sim {
@@ -95,50 +85,25 @@ func New(consumers map[string]string) *Sim {
 		nonces:        map[string]time.Time{},
 		failureStatus: http.StatusOK,
 		now:           time.Now,
-		done:          make(chan struct{}),
+		kit:           newServer("simulator"),
 	}
 }
 
 // Start serves the simulator on addr (e.g. "127.0.0.1:0") and returns its
 // base URL; the outcome service URL is baseURL+"/outcomes".
 func (s *Sim) Start(addr string) (baseURL string, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.srv != nil {
-		return "", errors.New("simulator already started")
-	}
-	select {
-	case <-s.done:
-		return "", errors.New("simulator closed")
-	default:
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go s.srv.Serve(ln) // returns http.ErrServerClosed on Close
-	return "http://" + ln.Addr().String(), nil
+	return s.kit.start(addr, s.Handler())
 }
 
 // Close stops the server started by Start and wakes delayed handlers. It is
 // safe to call more than once, and without Start.
-func (s *Sim) Close() error {
-	s.closeOnce.Do(func() { close(s.done) })
-	s.mu.Lock()
-	srv := s.srv
-	s.mu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	return srv.Close()
-}
+func (s *Sim) Close() error { return s.kit.close() }
 
 // Handler serves POST /outcomes and GET /grades.json, for use without Start
 // (e.g. under httptest).
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /outcomes", s.serveOutcome)
+	mux.HandleFunc("POST /outcomes", s.outcomeHandler())
 	mux.HandleFunc("GET /grades.json", s.serveGrades)
 	return mux
 }
@@ -164,25 +129,13 @@ func (s *Sim) Grade(sourcedID string) (Grade, bool) {
 }
 
 // Requests counts outcome requests received, faulted ones included.
-func (s *Sim) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
+func (s *Sim) Requests() int { return s.kit.requests(RouteOutcomes) }
 
 // Inject queues faults for the next requests.
-func (s *Sim) Inject(f ...Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = append(s.faults, f...)
-}
+func (s *Sim) Inject(f ...Fault) { s.kit.inject(f...) }
 
 // SetLatency delays every outcome request by d.
-func (s *Sim) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latency = d
-}
+func (s *Sim) SetLatency(d time.Duration) { s.kit.setLatency(d) }
 
 // SetRoster limits valid sourcedIds to the given ones; others get the imsx
 // failure "Invalid sourcedid", as Moodle answers for a dropped student.
@@ -216,36 +169,6 @@ func (s *Sim) SetFailureStatus(code int) {
 	s.failureStatus = code
 }
 
-func (s *Sim) nextFault() (Fault, bool) {
-	if len(s.faults) == 0 {
-		return Fault{}, false
-	}
-	f := s.faults[0]
-	if f.Repeat > 1 {
-		s.faults[0].Repeat--
-	} else {
-		s.faults = s.faults[1:]
-	}
-	return f, true
-}
-
-// sleep waits d unless the simulator closes first; it reports whether the
-// full wait happened. It deliberately ignores the request context: an LMS
-// does not notice that a client gave up.
-func (s *Sim) sleep(d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.done:
-		return false
-	}
-}
-
 func (s *Sim) serveGrades(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
@@ -253,42 +176,13 @@ func (s *Sim) serveGrades(w http.ResponseWriter, r *http.Request) {
 	_ = enc.Encode(s.Grades())
 }
 
+// outcomeHandler is POST /outcomes with the kit's latency and faults.
+func (s *Sim) outcomeHandler() http.HandlerFunc {
+	return s.kit.route(RouteOutcomes, s.serveOutcome)
+}
+
 func (s *Sim) serveOutcome(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
-	s.mu.Lock()
-	s.requests++
-	f, faulted := s.nextFault()
-	latency := s.latency
-	s.mu.Unlock()
-	if err != nil {
-		http.Error(w, "cannot read request", http.StatusBadRequest)
-		return
-	}
-	if !s.sleep(latency + f.Delay) {
-		return
-	}
-	if faulted && f.Drop {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler) // closes the connection without a reply
-	}
-	if faulted && f.Status != 0 {
-		if f.RetryAfter != "" {
-			w.Header().Set("Retry-After", f.RetryAfter)
-		}
-		ct := "text/plain; charset=utf-8"
-		if strings.HasPrefix(strings.TrimSpace(f.Body), "<") {
-			ct = "application/xml"
-		}
-		w.Header().Set("Content-Type", ct)
-		w.WriteHeader(f.Status)
-		io.WriteString(w, f.Body)
-		return
-	}
+	body, _ := io.ReadAll(r.Body) // the kit read it already, limit included
 	if len(body) > maxRequestBody {
 		http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
 		return

@@ -102,20 +102,24 @@ func (s *Sandbox) Handler() http.Handler {
 	mux.HandleFunc("GET /launch", s.serveLaunch)
 	mux.HandleFunc("GET /launch.json", s.serveLaunchJSON)
 	mux.HandleFunc("GET /gradebook", s.serveGradebook)
-	mux.HandleFunc("POST /outcomes", s.sim.serveOutcome)
+	mux.HandleFunc("POST /outcomes", s.sim.outcomeHandler())
 	mux.HandleFunc("GET /grades.json", s.sim.serveGrades)
 	return s.checkHost(mux)
 }
 
 // checkHost refuses requests for another host name: see Sandbox.
-func (s *Sandbox) checkHost(next http.Handler) http.Handler {
+func (s *Sandbox) checkHost(next http.Handler) http.Handler { return checkHost(s.hosts, next) }
+
+// checkHost serves only requests for one of hosts or a loopback name, with
+// headers that keep browsers from sniffing or leaking URLs.
+func checkHost(hosts map[string]bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := strings.ToLower(r.Host)
 		h := host
 		if hh, _, err := net.SplitHostPort(host); err == nil {
 			h = hh
 		}
-		if !s.hosts[host] && h != "localhost" && !isLoopbackIP(h) {
+		if !hosts[host] && h != "localhost" && !isLoopbackIP(h) {
 			http.Error(w, "unknown host; use the sandbox's own URL", http.StatusMisdirectedRequest)
 			return
 		}
@@ -140,7 +144,10 @@ var pageCSP = func() string {
 		base64.StdEncoding.EncodeToString(sum[:]) + "'; base-uri 'none'; frame-ancestors 'none'"
 }()
 
-func (s *Sandbox) page(w http.ResponseWriter, t *template.Template, data any) {
+func (s *Sandbox) page(w http.ResponseWriter, t *template.Template, data any) { writePage(w, t, data) }
+
+// writePage serves an HTML page under the pages' CSP.
+func writePage(w http.ResponseWriter, t *template.Template, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", pageCSP)
 	w.Header().Set("Cache-Control", "no-store")
