@@ -29,8 +29,16 @@ func (c *Client) CreateLineItem(ctx context.Context, p Platform, lineitems strin
 	if strings.TrimSpace(li.Label) == "" || li.ScoreMaximum <= 0 || math.IsNaN(li.ScoreMaximum) || math.IsInf(li.ScoreMaximum, 0) {
 		return nil, &Error{Status: Rejected, Message: "a line item needs a label and a positive scoreMaximum"}
 	}
-	li.ID = ""
-	body, err := json.Marshal(li)
+	// Without an id: the platform assigns it, and some (the spec's
+	// reference platform, the sandbox) refuse a request that names one,
+	// even empty.
+	body, err := json.Marshal(struct {
+		Label          string  `json:"label"`
+		ScoreMaximum   float64 `json:"scoreMaximum"`
+		ResourceLinkID string  `json:"resourceLinkId,omitempty"`
+		ResourceID     string  `json:"resourceId,omitempty"`
+		Tag            string  `json:"tag,omitempty"`
+	}{li.Label, li.ScoreMaximum, li.ResourceLinkID, li.ResourceID, li.Tag})
 	if err != nil {
 		return nil, &Error{Status: Rejected, Message: err.Error()}
 	}

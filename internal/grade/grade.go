@@ -102,8 +102,20 @@ type ResolveRequest struct {
 }
 
 // Resolve finds the launch a notebook's score belongs to, after catching
-// up with the hub's spool.
+// up with the hub's spool. A student who never launched the assignment is
+// placed through the course's roster as a score would be (Via "roster"),
+// without recording anything.
 func (g *Local) Resolve(ctx context.Context, r ResolveRequest) (*resolve.Result, error) {
+	res, err := g.resolveOwn(ctx, r)
+	if nf, ok := asNotFound(err); ok && len(nf.Tried) == 1 {
+		_, rres, rerr := g.viaRoster(ctx, nf.Tried[0].Username, nf.Tried[0].Rel, nf, false)
+		return rres, rerr
+	}
+	return res, err
+}
+
+// resolveOwn resolves a notebook to the student's own launches.
+func (g *Local) resolveOwn(ctx context.Context, r ResolveRequest) (*resolve.Result, error) {
 	if g.CatchUp != nil {
 		g.CatchUp(ctx)
 	}
@@ -114,6 +126,10 @@ func (g *Local) Resolve(ctx context.Context, r ResolveRequest) (*resolve.Result,
 	rv := &resolve.Resolver{Store: g.Store, Layout: g.Config.Paths.Layout(), Cwd: cwd}
 	res, err := rv.Resolve(ctx, r.Notebook, r.User)
 	if res != nil {
+		if res.Match.Session.Origin == "roster" {
+			// A session made from the roster earlier: still not a launch.
+			res.Via = "roster"
+		}
 		one := []store.Session{res.Match.Session}
 		g.withLabels(ctx, one)
 		res.Match.Session = one[0]
@@ -125,11 +141,11 @@ func (g *Local) Resolve(ctx context.Context, r ResolveRequest) (*resolve.Result,
 // when set, else what the notebook resolves to.
 func (g *Local) Target(ctx context.Context, r ResolveRequest, launchID int64) (*store.Session, *resolve.Result, error) {
 	if launchID == 0 {
-		res, err := g.Resolve(ctx, r)
+		res, err := g.resolveOwn(ctx, r)
 		if nf, ok := asNotFound(err); ok && len(nf.Tried) == 1 {
 			// Not the student's own launch: an LTI 1.3 roster may still
 			// place it (a student who never launched the assignment).
-			return g.viaRoster(ctx, nf.Tried[0].Username, nf.Tried[0].Rel, nf)
+			return g.viaRoster(ctx, nf.Tried[0].Username, nf.Tried[0].Rel, nf, true)
 		}
 		if err != nil {
 			return nil, nil, err

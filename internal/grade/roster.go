@@ -346,7 +346,7 @@ var rosterEpoch = time.Unix(0, 0).UTC()
 // the student's LMS id. It records a roster session for the student (so
 // the outbox orders their scores as for anyone) and returns it. nf is the
 // ordinary resolve's verdict, returned when the roster cannot help.
-func (g *Local) viaRoster(ctx context.Context, user, rel string, nf *resolve.NotFoundError) (*store.Session, *resolve.Result, error) {
+func (g *Local) viaRoster(ctx context.Context, user, rel string, nf *resolve.NotFoundError, record bool) (*store.Session, *resolve.Result, error) {
 	first, _, _ := strings.Cut(rel, "/")
 	if first == "" || first == rel {
 		return nil, nil, nf
@@ -409,9 +409,11 @@ func (g *Local) viaRoster(ctx context.Context, user, rel string, nf *resolve.Not
 		ContextTitle: src.ContextTitle, Roles: strings.Join(m.Roles, ","), LineItem: src.LineItem, LineItems: src.LineItems,
 		AGSScopes: src.AGSScopes, Repo: src.Repo, Checkout: src.Checkout, Opened: src.Opened, OpenedFile: src.OpenedFile,
 		NextSigned: true, Origin: "roster", LaunchedAt: rosterEpoch, RecordedAt: g.now(), AuthState: auth}
-	sess, err := g.Store.RecordLaunch(ctx, l)
-	if err != nil {
-		return nil, nil, err
+	sess := &store.Session{Launch: *l}
+	if record {
+		if sess, err = g.Store.RecordLaunch(ctx, l); err != nil {
+			return nil, nil, err
+		}
 	}
 	res := &resolve.Result{Path: nf.Path, Username: user, Rel: rel, Root: g.Config.Paths.Layout().Root(user),
 		Match: resolve.Candidate{Session: *sess, How: best.How, Depth: best.Depth, Cover: best.Cover}, Via: "roster"}

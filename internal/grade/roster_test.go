@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -65,8 +66,15 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 		json.NewEncoder(w).Encode(p.items)
 	})
 	mux.HandleFunc("POST /lineitems", func(w http.ResponseWriter, r *http.Request) {
+		var raw map[string]any
+		body, _ := io.ReadAll(r.Body)
+		json.Unmarshal(body, &raw)
+		if _, ok := raw["id"]; ok {
+			http.Error(w, "the platform assigns the id", http.StatusBadRequest)
+			return
+		}
 		var li ags.LineItem
-		json.NewDecoder(r.Body).Decode(&li)
+		json.Unmarshal(body, &li)
 		p.mu.Lock()
 		li.ID = fmt.Sprintf("%s/lineitems/%d", p.srv.URL, len(p.items)+100)
 		p.items = append(p.items, li)

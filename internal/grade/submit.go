@@ -123,7 +123,7 @@ func (g *Local) Submit(ctx context.Context, user string, r SubmitRequest) (*Subm
 	}
 	// Only the student's own launches (no roster): submitting is what a
 	// launch of the assignment entitles a student to.
-	res, err := g.Resolve(ctx, ResolveRequest{Notebook: rel, User: user})
+	res, err := g.resolveOwn(ctx, ResolveRequest{Notebook: rel, User: user})
 	if err != nil {
 		return nil, err
 	}
