@@ -368,8 +368,14 @@ func (g *Local) viaRoster(ctx context.Context, user, rel string, nf *resolve.Not
 	}
 	rv := &resolve.Resolver{Store: g.Store, Layout: g.Config.Paths.Layout()}
 	best, _, ok, err := rv.BestAmong(ctx, pool, rel)
+	if errors.As(err, new(*resolve.AmbiguousError)) {
+		// Other students' assignments tie: nothing to choose by, and
+		// their launches are no --launch choice for this student.
+		nf.Roster = "other students' launches of several assignments cover it equally, so the roster cannot place it"
+		return nil, nil, nf
+	}
 	if err != nil {
-		return nil, nil, err // two assignments equally close: exit 4
+		return nil, nil, err
 	}
 	if !ok {
 		return nil, nil, nf

@@ -445,3 +445,29 @@ func TestUntitledSessionShowsLineItemLabel(t *testing.T) {
 		t.Errorf("second sync read %d line items again, want none (known, or failed within the day)", p.itemReads-reads)
 	}
 }
+
+// Two assignments of other students tie for the notebook: the roster
+// cannot choose, and the answer is "not found" (exit 3), never the other
+// students' launches as a --launch choice (exit 4).
+func TestRosterTieIsNotFound(t *testing.T) {
+	p := newFakePlatform(t)
+	p.members = []ags.Member{{UserID: "sub-c", Email: "carol@x.edu", Roles: learner}}
+	g := rosterWorld(t, p, "email")
+	launch13(t, g, p, "alice@x.edu", "sub-a", "hw1")
+	auth, _ := json.Marshal(map[string]any{ags.ClaimNRPS: map[string]any{"context_memberships_url": p.srv.URL + "/members"}})
+	if _, err := g.Store.RecordLaunch(context.Background(), &store.Launch{Username: "bob@x.edu", Version: "1.3", Platform: issuer,
+		ClientID: "client-1", LTIUserID: "sub-b", ResourceLinkID: "hw1-late", ResourceLinkTitle: "Homework hw1 (late)", ContextID: "c1",
+		LineItem: p.srv.URL + "/lineitems/hw1-late", AGSScopes: []string{ags.ScopeScore}, Checkout: "course",
+		Opened: "course/hw1/hw1.ipynb", OpenedFile: true, NextSigned: true, LaunchedAt: time.Now(), AuthState: auth}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := g.Score(context.Background(), ScoreRequest{Notebook: "/home/jupyter-carol@x.edu/course/hw1/hw1.ipynb", Score: "0.7"})
+	var nf *resolve.NotFoundError
+	code, _ := ExitCode(err)
+	if !errors.As(err, &nf) || code != ExitNoSession || !strings.Contains(nf.Roster, "cover it equally") {
+		t.Fatalf("a tie: %v (code %d)", err, code)
+	}
+	if len(p.scores) != 0 {
+		t.Fatalf("sent %v", p.scores)
+	}
+}
