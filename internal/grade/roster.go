@@ -385,14 +385,22 @@ func (g *Local) viaRoster(ctx context.Context, user, rel string, nf *resolve.Not
 		nf.Roster = fmt.Sprintf("other students' launches of %q cover it, but LTI 1.1 gives no sourcedId until %s launches it", src.ResourceLinkTitle, user)
 		return nil, nil, nf
 	}
-	courses, _, err := g.courses(ctx, src.ContextID)
-	if err != nil {
-		return nil, nil, err
-	}
-	var course *Course
-	for _, c := range courses {
-		if c.Platform == src.Platform && c.ContextID == src.ContextID {
-			course = c
+	// The covering launch itself names the roster when it carries the
+	// NRPS claim (the usual case): no need to list the whole course for
+	// every row of a batch.
+	course := &Course{Platform: src.Platform, ContextID: src.ContextID, Label: src.ContextLabel, Title: src.ContextTitle, Version: src.Version}
+	if nrpsURL(&src) != "" {
+		course.sample = &src
+	} else {
+		courses, _, err := g.courses(ctx, src.ContextID)
+		if err != nil {
+			return nil, nil, err
+		}
+		course = nil
+		for _, c := range courses {
+			if c.Platform == src.Platform && c.ContextID == src.ContextID {
+				course = c
+			}
 		}
 	}
 	if course == nil || course.sample == nil || nrpsURL(course.sample) == "" {

@@ -471,3 +471,41 @@ func TestRosterTieIsNotFound(t *testing.T) {
 		t.Fatalf("sent %v", p.scores)
 	}
 }
+
+// BenchmarkBatchThirdNeverLaunched: a 300-row batch in which a third of the
+// class never launched; reports the share of those rows delivered.
+func BenchmarkBatchThirdNeverLaunched(b *testing.B) {
+	const n = 300
+	for b.Loop() {
+		b.StopTimer()
+		p := newFakePlatform(b)
+		p.pageSize = 100
+		var rows []batch.Row
+		for i := range n {
+			u := fmt.Sprintf("s%03d@x.edu", i)
+			p.members = append(p.members, ags.Member{UserID: fmt.Sprintf("sub-%03d", i), Email: u, Roles: learner})
+			rows = append(rows, batch.Row{Line: i + 2, Username: u, Notebook: "course/hw1/hw1.ipynb", Score: "0.5"})
+		}
+		g := rosterWorld(b, p, "email")
+		for i := range n {
+			if i%3 != 0 {
+				launch13(b, g, p, fmt.Sprintf("s%03d@x.edu", i), fmt.Sprintf("sub-%03d", i), "hw1")
+			}
+		}
+		b.StartTimer()
+		rep, err := g.Batch(context.Background(), BatchRequest{Rows: rows}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		delivered := 0
+		for i := 0; i < n; i += 3 {
+			if _, ok := p.score(p.srv.URL+"/lineitems/hw1", fmt.Sprintf("sub-%03d", i)); ok {
+				delivered++
+			}
+		}
+		b.ReportMetric(float64(delivered)/float64(n/3)*100, "%never-launched-delivered")
+		b.ReportMetric(float64(rep.Summary.Sent), "sent")
+		b.StartTimer()
+	}
+}

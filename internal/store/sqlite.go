@@ -775,10 +775,12 @@ func (s *SQLite) LinkOpenings(ctx context.Context, platform, resourceLinkID stri
 
 // LinkSessions implements Store.
 func (s *SQLite) LinkSessions(ctx context.Context, checkout string) ([]Session, error) {
-	rows, err := s.db.QueryContext(ctx, sessionSelect+` WHERE l.checkout = ? AND l.origin = ''
-		AND l.id = (SELECT MAX(l2.id) FROM launches l2 JOIN sessions s2 ON l2.id = s2.current_launch_id
-			WHERE s2.platform = s.platform AND s2.resource_link_id = s.resource_link_id AND l2.checkout = ? AND l2.origin = '')
-		ORDER BY s.id LIMIT 1000`, checkout, checkout)
+	// One grouped pass (a correlated subquery per session was quadratic
+	// in the class size).
+	rows, err := s.db.QueryContext(ctx, sessionSelect+` WHERE l.id IN (SELECT MAX(l2.id) FROM sessions s2
+			JOIN launches l2 ON l2.id = s2.current_launch_id
+			WHERE l2.checkout = ? AND l2.origin = '' GROUP BY s2.platform, s2.resource_link_id)
+		ORDER BY s.id LIMIT 1000`, checkout)
 	if err != nil {
 		return nil, s.wrap(err)
 	}

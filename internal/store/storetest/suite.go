@@ -32,6 +32,7 @@ func Run(t *testing.T, b Backend) {
 		{"Prune", testPrune},
 		{"TokensAndLineItems", testTokensAndLineItems},
 		{"LineItemLabels", testLineItemLabels},
+		{"LinkSessions", testLinkSessions},
 		{"Schema", testSchema},
 		{"EnqueueSupersedesOlderUnsent", testEnqueueSupersedes},
 		{"OutboxNewestWins", testOutboxNewestWins},
@@ -415,6 +416,39 @@ func testLineItemLabels(t *testing.T, b Backend) {
 	got, err := s.LineItemLabels(bg, []string{"https://lms/li/1", "https://lms/li/2", "https://lms/li/9"})
 	if err != nil || len(got) != 1 || got["https://lms/li/1"] != "Homework 1" {
 		t.Fatalf("labels: %v %v", got, err)
+	}
+}
+
+// LinkSessions: per resource link, the newest current session whose
+// launch cloned into the checkout; sessions made from the roster and other
+// checkouts left out.
+func testLinkSessions(t *testing.T, b Backend) {
+	s, _ := b.Open(t)
+	now := now0()
+	record(t, s, MkLaunch("alice", "hw1", now.Add(-time.Hour)))
+	bob := record(t, s, MkLaunch("bob", "hw1", now.Add(-time.Minute)))
+	record(t, s, MkLaunch("alice", "hw2", now))
+	other := MkLaunch("carol", "hw3", now)
+	other.Checkout = "elsewhere"
+	record(t, s, other)
+	roster := MkLaunch("dave", "hw4", now.Add(time.Minute))
+	roster.Origin = "roster"
+	record(t, s, roster)
+	got, err := s.LinkSessions(bg, "course")
+	if err != nil {
+		t.Fatal(err)
+	}
+	links := map[string]string{}
+	for _, ss := range got {
+		links[ss.ResourceLinkID] = ss.Username
+	}
+	if len(got) != 2 || links["hw1"] != "bob" || links["hw2"] != "alice" {
+		t.Fatalf("link sessions: %v (%d rows)", links, len(got))
+	}
+	for _, ss := range got {
+		if ss.ResourceLinkID == "hw1" && ss.ID != bob.ID {
+			t.Errorf("hw1 through session %d, want bob's newest %d", ss.ID, bob.ID)
+		}
 	}
 }
 
