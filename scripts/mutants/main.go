@@ -23,8 +23,10 @@ import (
 
 type mutant struct {
 	name, file, old, new string
-	pkgs                 []string
-	pg                   bool // needs PostgreSQL
+	// more edits of the same file, for a defence that has two layers
+	also [][2]string
+	pkgs []string
+	pg   bool // needs PostgreSQL
 }
 
 var mutants = []mutant{
@@ -57,10 +59,15 @@ var mutants = []mutant{
 		pkgs: []string{"./internal/passback/"},
 	},
 	{
-		name: "PostgreSQL: claim may pick an older row (newest-row guard removed)",
+		// PostgreSQL's take supersedes the claimed sessions' older rows
+		// before it leases, so the guard in pgClaimable alone is a
+		// backstop: removing only it is an equivalent mutant. Both go.
+		name: "PostgreSQL: claim may pick an older row (newest-row guard and the take's supersede removed)",
 		file: "internal/store/postgres_outbox.go",
 		old:  "\tAND p.id = (SELECT MAX(q.id) FROM passbacks q WHERE q.session_id = p.session_id)\n\tAND NOT EXISTS",
 		new:  "\tAND NOT EXISTS",
+		also: [][2]string{{"\t\tAND p.session_id IN (SELECT session_id FROM passbacks WHERE id = ANY(@ids))`, args)",
+			"\t\tAND false AND p.session_id IN (SELECT session_id FROM passbacks WHERE id = ANY(@ids))`, args)"}},
 		pkgs: []string{"./internal/store/"},
 		pg:   true,
 	},
@@ -119,10 +126,13 @@ func run(repo string, m mutant) (string, string) {
 	if err != nil {
 		return "MISSING", fmt.Sprintf("          %v\n", err)
 	}
-	if n := bytes.Count(src, []byte(m.old)); n != 1 {
-		return "MISSING", fmt.Sprintf("          the code to mutate occurs %d times in %s\n", n, m.file)
+	for _, e := range append([][2]string{{m.old, m.new}}, m.also...) {
+		if n := bytes.Count(src, []byte(e[0])); n != 1 {
+			return "MISSING", fmt.Sprintf("          the code to mutate occurs %d times in %s\n", n, m.file)
+		}
+		src = bytes.Replace(src, []byte(e[0]), []byte(e[1]), 1)
 	}
-	if err := os.WriteFile(path, bytes.Replace(src, []byte(m.old), []byte(m.new), 1), 0o644); err != nil {
+	if err := os.WriteFile(path, src, 0o644); err != nil {
 		fail("%v", err)
 	}
 	cmd := exec.Command("go", append([]string{"test", "-count=1"}, m.pkgs...)...)
