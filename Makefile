@@ -4,7 +4,7 @@ BIN := bin/ltigrade
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ltigrade/ltigrade/internal/cli.Version=$(VERSION)
 
-.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service bench-pg gen lint clean image deploy-values
+.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service bench-pg gen lint clean image deploy-values mutants
 
 build:
 	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ltigrade
@@ -93,6 +93,14 @@ image:
 ## (deploy/deploy_test.go fails while it is stale)
 deploy-values:
 	$(GO) test -count=1 -run TestHookValues ./deploy/ -update
+
+## mutants: apply the outbox and engine mutants issue 11 names to a copy of HEAD;
+## each must make the tests fail (the PostgreSQL ones run with a throwaway cluster)
+mutants:
+	@mkdir -p .cache; rc=0; bash scripts/postgres-env.sh >$(PG_ENV_FILE) || rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "mutants: no PostgreSQL (scripts/postgres-env.sh exit $$rc); its mutants are not run" >&2; rm -f $(PG_ENV_FILE); fi; \
+	rc=0; LTIGRADE_PG_ENV_FILE=$$([ -f $(PG_ENV_FILE) ] && echo $(PG_ENV_FILE)) $(GO) run ./scripts/mutants || rc=$$?; \
+	bash scripts/postgres-env.sh stop; exit $$rc
 
 ## gen: regenerate docs/reference, docs/man and completions
 gen:
