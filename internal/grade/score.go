@@ -135,7 +135,14 @@ func (g *Local) Score(ctx context.Context, r ScoreRequest) (*ScoreResult, error)
 	wait := min(g.Config.Passback.Timeout, 5*time.Second)
 	got, err := g.engine(1).SendNow(ctx, []int64{p.ID}, wait)
 	if err != nil {
-		return nil, fmt.Errorf("score %s journaled as passback %d, but sending failed: %w", p.Score, p.ID, err)
+		err = fmt.Errorf("score %s journaled as passback %d, but sending failed: %w", p.Score, p.ID, err)
+		// The budget ran out before the row could even be claimed (a busy
+		// database, other senders holding the session): the score is
+		// journaled and queued, which is exactly what exit 5 says.
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, WithCode(ExitQueued, err, "it stays queued; `ltigrade sync` delivers it")
+		}
+		return nil, err
 	}
 	out.Passback = &got[0]
 	return out, nil
