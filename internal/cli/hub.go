@@ -149,7 +149,7 @@ func renderHookWith(app *App, timeout time.Duration, svc *hub.ServiceOptions) ([
 	if err != nil {
 		return nil, hub.Options{}, fmt.Errorf("cannot find the ltigrade binary: %w", err)
 	}
-	o := hub.Options{Binary: bin, Config: cfg.Source, Timeout: timeout, Service: svc}
+	o := hub.Options{Binary: bin, Config: cfg.Source, Timeout: timeout, Service: svc, Version: version()}
 	// The hub runs in its own working directory and environment: a
 	// database named by --db or $LTIGRADE_DB must be passed on, absolute.
 	for _, s := range cfg.Describe() {
