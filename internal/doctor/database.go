@@ -33,7 +33,7 @@ func CheckDatabase(ctx context.Context, cfg *config.Config) ([]Check, store.Stor
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			return notOpen(fail("database", "", "SQLite database "+cfg.Database+" does not exist",
-				"check database in "+dash(cfg.Source)+" (or --db, $"+config.EnvDatabase+"); `ltigrade db migrate` creates it, and so does the first `ltigrade record`")), nil
+				"check database in "+dash(cfg.Source)+" (or --db, $"+config.EnvDatabase+"): it must name the file the hub hook's `ltigrade record` writes, which creates it at the first launch")), nil
 		case err != nil:
 			return notOpen(fail("database", "", err.Error(), "")), nil
 		case fi.IsDir():
