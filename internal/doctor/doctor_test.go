@@ -342,7 +342,10 @@ func TestTimer(t *testing.T) {
 	// No systemd: cron decides. A comment or another command is not a timer.
 	tm = base
 	tm.SystemdDir = filepath.Join(dir, "nosystemd")
-	tm.Systemctl = func(context.Context, ...string) (string, error) { t.Error("systemctl run without systemd"); return "", nil }
+	tm.Systemctl = func(context.Context, ...string) (string, error) {
+		t.Error("systemctl run without systemd")
+		return "", nil
+	}
 	write(t, filepath.Join(cron, "ltigrade"), "# */5 * * * * root /usr/bin/ltigrade sync\n*/5 * * * * root /usr/bin/ltigrade syncthing\n", 0o644)
 	want(t, CheckTimer(ctx, tm), StatusFail, "systemd is not running here", "/etc/cron.d/ltigrade: */5 * * * * root ltigrade sync")
 	write(t, filepath.Join(cron, "ltigrade"), "SHELL=/bin/sh\n*/5 * * * * root /usr/bin/ltigrade --config /etc/ltigrade/config.toml sync\n", 0o644)
