@@ -263,7 +263,7 @@ func TestHook(t *testing.T) {
 	confd := filepath.Join(w.dir, "confd")
 
 	want(t, CheckHook(confd, false, cfg, bin, "v1.2.0"), StatusSkip, "no JupyterHub config directory", "")
-	want(t, CheckHook(confd, true, cfg, bin, "v1.2.0"), StatusFail, "no such file", "--hub-config-dir")
+	want(t, CheckHook(confd, true, cfg, bin, "v1.2.0"), StatusFail, "config directory "+confd+" does not exist", "--hub-config-dir")
 
 	os.Mkdir(confd, 0o755)
 	want(t, CheckHook(confd, true, cfg, bin, "v1.2.0"), StatusFail, "ltigrade.py does not exist", "sudo "+bin+" --config "+w.cfgFile+" hub install --config-dir "+confd)

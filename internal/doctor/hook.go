@@ -29,6 +29,8 @@ func CheckHook(dir string, given bool, cfg *config.Config, binary, version strin
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && !given:
 		return skipped(name, "no JupyterHub config directory "+dir+" on this machine; name the hub's with --hub-config-dir")
+	case errors.Is(err, fs.ErrNotExist):
+		return fail(name, "", "JupyterHub config directory "+dir+" does not exist", "name the hub's config snippet directory with --hub-config-dir")
 	case err != nil:
 		return fail(name, "", err.Error(), "name the hub's config snippet directory with --hub-config-dir")
 	case !fi.IsDir():
