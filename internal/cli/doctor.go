@@ -77,8 +77,8 @@ hint. Exit 0 when no check failed, else 8. Check names, and --json, are in docs/
 	f.BoolVar(&o.asJSON, "json", false, "print the checklist as JSON")
 	f.BoolVar(&o.network, "network", false, "also check each LMS host and LTI 1.3 token endpoint: TLS, an unauthenticated request, its clock")
 	f.DurationVar(&o.timeout, "timeout", doctor.DefaultNetworkTimeout, "with --network: the longest one host's check may take")
-	f.StringVar(&o.hubConfigDir, "hub-config-dir", hub.DefaultConfigDir, "the JupyterHub config snippet directory `hub install` wrote the hook into")
-	f.StringArrayVar(&o.cronFiles, "cron-file", nil, "a crontab file (or glob) that may run `ltigrade sync` (repeatable; default /etc/crontab, /etc/cron.d/* and `crontab -l`)")
+	f.StringVar(&o.hubConfigDir, "hub-config-dir", hub.DefaultConfigDir, "the JupyterHub config snippet directory hub install wrote the hook into")
+	f.StringArrayVar(&o.cronFiles, "cron-file", nil, "a crontab file (or glob) that may run ltigrade sync (repeatable; default /etc/crontab, /etc/cron.d/* and crontab -l)")
 	// Where systemd's runtime directory is: tests point it at a folder of
 	// their own; on a real machine it is always /run/systemd/system.
 	f.StringVar(&o.systemdDir, "systemd-dir", "/run/systemd/system", "systemd's runtime directory (present when systemd runs)")
