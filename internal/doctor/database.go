@@ -59,11 +59,20 @@ func CheckDatabase(ctx context.Context, cfg *config.Config) ([]Check, store.Stor
 		open = warn("database", "", open.Detail+"; "+strings.Join(ws, "; "), "")
 	}
 	out := []Check{open}
+	schemaOK := true
 	if m, isM := st.(store.Migrator); isM {
-		out = append(out, checkSchema(ctx, m))
+		c := checkSchema(ctx, m)
+		schemaOK = c.OK
+		out = append(out, c)
 	}
 	if p, isP := st.(store.Prober); isP {
-		out = append(out, checkWritable(ctx, p, cfg, sqlite))
+		if schemaOK {
+			out = append(out, checkWritable(ctx, p, cfg, sqlite))
+		} else {
+			// The probe writes to ltigrade's tables, which an unmigrated
+			// PostgreSQL database lacks: its error would mislead.
+			out = append(out, skipped("database_writable", "needs a migrated schema"))
+		}
 	}
 	return out, st
 }

@@ -205,6 +205,7 @@ func TestDatabase(t *testing.T) {
 	st.Close()
 	want(t, find(t, cs, "database"), StatusOK, "SQLite "+w.db, "")
 	want(t, find(t, cs, "database_schema"), StatusFail, "schema version 0 of", "ltigrade db migrate")
+	want(t, find(t, cs, "database_writable"), StatusSkip, "needs a migrated schema", "")
 
 	w.migrate(t)
 	cs, st = CheckDatabase(ctx, cfg)
