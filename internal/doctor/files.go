@@ -29,7 +29,13 @@ func CheckConfig(cfg *config.Config, loadErr error) Check {
 		plural(len(cfg.LTI11.Consumers), "LTI 1.1 consumer", "LTI 1.1 consumers"),
 		plural(len(cfg.LTI13.Platforms), "LTI 1.3 platform", "LTI 1.3 platforms"))
 	if len(cfg.Warnings) > 0 {
-		return warn(name, "", detail+"; "+strings.Join(cfg.Warnings, "; "), "chmod go-w "+cfg.Source)
+		hint := ""
+		for _, w := range cfg.Warnings {
+			if strings.Contains(w, "writable by group or others") {
+				hint = "chmod go-w " + cfg.Source
+			}
+		}
+		return warn(name, "", detail+"; "+strings.Join(cfg.Warnings, "; "), hint)
 	}
 	return ok(name, "", detail)
 }
