@@ -4,7 +4,7 @@ BIN := bin/ltigrade
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ltigrade/ltigrade/internal/cli.Version=$(VERSION)
 
-.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service bench-pg gen lint clean image deploy-values mutants
+.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service bench-pg gen lint clean image deploy-values bench-doctor mutants
 
 build:
 	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ltigrade
@@ -83,6 +83,10 @@ bench-batch: build
 ## bench-service: remote score through `ltigrade serve` (200 calls, median/p99) and a 1,000-row batch through the service vs direct at 50 ms
 bench-service: build
 	GO="$(GO)" bash scripts/bench-service.sh
+
+## bench-doctor: `ltigrade doctor` run time with and without --network (an HTTPS LMS simulator on loopback)
+bench-doctor: build
+	GO="$(GO)" bash scripts/bench-doctor.sh
 
 ## image: ltigrade's container image (Dockerfile; needs a Docker or Podman engine)
 IMAGE ?= ltigrade:$(VERSION)

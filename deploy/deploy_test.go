@@ -1023,7 +1023,10 @@ func ltigradeBinary(t *testing.T) string {
 			return
 		}
 		builtBin = filepath.Join(dir, "ltigrade")
-		build := exec.Command("go", "build", "-o", builtBin, "./cmd/ltigrade")
+		// Stamped "dev", the tag of the images the manifests name: the hook
+		// keeps the version that wrote it, and a version taken from the
+		// commit would make hook-values.yaml stale at every commit.
+		build := exec.Command("go", "build", "-ldflags", "-X github.com/ltigrade/ltigrade/internal/cli.Version=dev", "-o", builtBin, "./cmd/ltigrade")
 		build.Dir = ".."
 		if b, err := build.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, b)

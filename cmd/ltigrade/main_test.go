@@ -143,6 +143,7 @@ func runScripts(t *testing.T, pgAdmin string) {
 			"freeport":    cmdFreePort,
 			"waithttp":    cmdWaitHTTP,
 			"sandboxuser": cmdSandboxUser,
+			"tlslms":      cmdTLSLMS,
 		},
 	})
 }
@@ -239,7 +240,7 @@ func cmdEnvsubst(ts *testscript.TestScript, neg bool, args []string) {
 		data, err := os.ReadFile(p)
 		ts.Check(err)
 		out := string(data)
-		for _, v := range []string{"PYLMS_URL", "AGS_URL", "LMS_URL", "LMS_SECRET", "DATABASE", "WORK"} {
+		for _, v := range []string{"PYLMS_URL", "AGS_URL", "TLSLMS_URL", "LMS_URL", "LMS_SECRET", "DATABASE", "WORK"} {
 			out = strings.ReplaceAll(out, "$"+v, ts.Getenv(v))
 		}
 		ts.Check(os.WriteFile(p, []byte(out), 0o644))

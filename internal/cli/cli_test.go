@@ -87,7 +87,7 @@ func TestExitCodeTableMatchesConstants(t *testing.T) {
 			t.Fatalf("exit code table out of order at %d", i)
 		}
 	}
-	if len(grade.ExitCodes) != ExitNotAllowed+1 {
+	if len(grade.ExitCodes) != ExitCheckFailed+1 {
 		t.Fatal("exit code table incomplete")
 	}
 }

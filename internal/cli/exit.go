@@ -12,14 +12,15 @@ import (
 // them too, so the remote CLI exits the same); these names keep the
 // commands short.
 const (
-	ExitOK         = grade.ExitOK
-	ExitError      = grade.ExitError
-	ExitUsage      = grade.ExitUsage
-	ExitNoSession  = grade.ExitNoSession
-	ExitAmbiguous  = grade.ExitAmbiguous
-	ExitQueued     = grade.ExitQueued
-	ExitRejected   = grade.ExitRejected
-	ExitNotAllowed = grade.ExitNotAllowed
+	ExitOK          = grade.ExitOK
+	ExitError       = grade.ExitError
+	ExitUsage       = grade.ExitUsage
+	ExitNoSession   = grade.ExitNoSession
+	ExitAmbiguous   = grade.ExitAmbiguous
+	ExitQueued      = grade.ExitQueued
+	ExitRejected    = grade.ExitRejected
+	ExitNotAllowed  = grade.ExitNotAllowed
+	ExitCheckFailed = grade.ExitCheckFailed
 )
 
 func usageErr(format string, a ...any) error { return grade.Usagef(format, a...) }

@@ -65,6 +65,8 @@ type hubInstallOut struct {
 	Database string `json:"database,omitempty"` // passed with --db; "" when the config decides
 	SpoolDir string `json:"spool_dir"`
 	Timeout  string `json:"timeout"`
+	// Version is the ltigrade version the hook keeps (LTIGRADE_VERSION).
+	Version string `json:"version"`
 	// Service is the managed grading service added (with --service).
 	Service *hub.ServiceOptions `json:"service,omitempty"`
 }
@@ -106,7 +108,7 @@ afterwards: sudo tljh-config reload hub (TLJH) or sudo systemctl restart jupyter
 			}
 			if asJSON {
 				return printJSON(app.Out, hubInstallOut{Path: path, Changed: changed, Binary: o.Binary, Config: o.Config,
-					Database: o.Database, SpoolDir: o.SpoolDir, Timeout: o.Timeout.String(), Service: o.Service})
+					Database: o.Database, SpoolDir: o.SpoolDir, Timeout: o.Timeout.String(), Version: o.Version, Service: o.Service})
 			}
 			if !changed {
 				_, err = fmt.Fprintf(app.Out, "%s is up to date (unchanged)\n", path)
@@ -149,7 +151,7 @@ func renderHookWith(app *App, timeout time.Duration, svc *hub.ServiceOptions) ([
 	if err != nil {
 		return nil, hub.Options{}, fmt.Errorf("cannot find the ltigrade binary: %w", err)
 	}
-	o := hub.Options{Binary: bin, Config: cfg.Source, Timeout: timeout, Service: svc}
+	o := hub.Options{Binary: bin, Config: cfg.Source, Timeout: timeout, Service: svc, Version: version()}
 	// The hub runs in its own working directory and environment: a
 	// database named by --db or $LTIGRADE_DB must be passed on, absolute.
 	for _, s := range cfg.Describe() {

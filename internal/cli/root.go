@@ -129,6 +129,7 @@ Start with ` + "`ltigrade demo`" + ` to see the whole loop against a built-in LM
 		group(newOtterCmd(app)),
 		group(newConfigCmd(app)),
 		group(newDBCmd(app)),
+		newDoctorCmd(app),
 		newGenCmd(app),
 		helpTopic("exit-codes", "Exit codes of ltigrade commands", exitCodesText()),
 		helpTopic("environment", "Environment variables ltigrade reads", environmentText()),

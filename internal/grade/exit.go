@@ -16,14 +16,15 @@ import (
 // the service sends them with every error (so the remote CLI exits the
 // same), and `ltigrade help exit-codes` and the README print this table.
 const (
-	ExitOK         = 0 // success
-	ExitError      = 1 // unexpected error
-	ExitUsage      = 2 // usage or invalid input
-	ExitNoSession  = 3 // no matching session
-	ExitAmbiguous  = 4 // ambiguous: several assignments match
-	ExitQueued     = 5 // queued for retry, not yet delivered
-	ExitRejected   = 6 // rejected by the LMS
-	ExitNotAllowed = 7 // the grading service refused the token or the role
+	ExitOK          = 0 // success
+	ExitError       = 1 // unexpected error
+	ExitUsage       = 2 // usage or invalid input
+	ExitNoSession   = 3 // no matching session
+	ExitAmbiguous   = 4 // ambiguous: several assignments match
+	ExitQueued      = 5 // queued for retry, not yet delivered
+	ExitRejected    = 6 // rejected by the LMS
+	ExitNotAllowed  = 7 // the grading service refused the token or the role
+	ExitCheckFailed = 8 // a doctor check failed
 )
 
 // ExitCodes documents every exit code, in order.
@@ -39,6 +40,7 @@ var ExitCodes = []struct {
 	{ExitQueued, "the score is journaled and queued for retry, not yet delivered (run `ltigrade sync`)"},
 	{ExitRejected, "the LMS rejected the score; its message is shown and kept in `ltigrade passbacks list`"},
 	{ExitNotAllowed, "not allowed: the grading service (LTIGRADE_URL) refused the token, or the user's role may not do this"},
+	{ExitCheckFailed, "a doctor check failed; the checklist says what to fix (`ltigrade doctor`)"},
 }
 
 // Error carries an exit code and an optional hint with an error.

@@ -35,6 +35,9 @@ LTIGRADE = "ltigrade"
 LTIGRADE_ARGS = []
 LTIGRADE_SPOOL_DIR = ""
 LTIGRADE_TIMEOUT = 5.0
+# The ltigrade version that wrote this file: `ltigrade doctor` compares it
+# with the binary's, since a new release may need a new hook.
+LTIGRADE_VERSION = ""
 
 _LTI13_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 

@@ -48,6 +48,9 @@ type Options struct {
 	Database string        // absolute database passed with --db; "" to let the config decide
 	SpoolDir string        // absolute spool directory; "" when the store has none (the launch is then only logged)
 	Timeout  time.Duration // how long a login may wait for ltigrade, (0, MaxTimeout]
+	// Version is the ltigrade version writing the hook, kept in it so that
+	// `ltigrade doctor` can tell a hook left behind by an older release.
+	Version string
 	// Service, if set, adds the grading service (`ltigrade serve`) as a
 	// hub-managed service and the role users need to reach it.
 	Service *ServiceOptions
@@ -92,6 +95,7 @@ func Render(o Options) ([]byte, error) {
 		{"LTIGRADE_ARGS", args},
 		{"LTIGRADE_SPOOL_DIR", o.SpoolDir},
 		{"LTIGRADE_TIMEOUT", json.Number(strconv.FormatFloat(o.Timeout.Seconds(), 'f', -1, 64))},
+		{"LTIGRADE_VERSION", o.Version},
 	}
 	if o.Service != nil {
 		if err := checkService(o.Service); err != nil {
@@ -206,4 +210,62 @@ func Install(dir string, snippet []byte) (path string, changed bool, err error) 
 		d.Close()
 	}
 	return path, true, nil
+}
+
+// Installed is what an installed hook runs, read back from its filled-in
+// lines: `ltigrade doctor` compares it with the binary and config in use.
+type Installed struct {
+	Binary   string
+	Config   string // the --config it passes; "" for none
+	Database string // the --db it passes; "" for none
+	SpoolDir string
+	Version  string // "" for a hook written before the version was kept
+	Service  bool   // it also runs the grading service
+}
+
+// ParseInstalled reads the values Render filled into a snippet. Each is a
+// JSON literal on a line of its own, so no Python is needed; a line that
+// is missing or not JSON means the file was not written by `hub install`
+// (or was edited), which is an error.
+func ParseInstalled(src []byte) (Installed, error) {
+	var in Installed
+	var args []string
+	for _, v := range []struct {
+		name     string
+		into     any
+		optional bool
+	}{
+		{"LTIGRADE", &in.Binary, false},
+		{"LTIGRADE_ARGS", &args, false},
+		{"LTIGRADE_SPOOL_DIR", &in.SpoolDir, false},
+		{"LTIGRADE_VERSION", &in.Version, true},
+	} {
+		re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(v.name) + ` = (.*)$`)
+		m := re.FindAllSubmatch(src, -1)
+		switch {
+		case len(m) == 0 && v.optional:
+			continue
+		case len(m) != 1:
+			return in, fmt.Errorf("hub: the snippet has %d lines assigning %s, want 1", len(m), v.name)
+		}
+		if err := json.Unmarshal(m[0][1], v.into); err != nil {
+			return in, fmt.Errorf("hub: the snippet's %s is not what ltigrade writes: %v", v.name, err)
+		}
+	}
+	for i := 0; i < len(args); i++ {
+		if i+1 == len(args) {
+			return in, fmt.Errorf("hub: the snippet's LTIGRADE_ARGS end with %q and no value", args[i])
+		}
+		switch args[i] {
+		case "--config":
+			in.Config = args[i+1]
+		case "--db":
+			in.Database = args[i+1]
+		default:
+			return in, fmt.Errorf("hub: the snippet's LTIGRADE_ARGS hold %q, which ltigrade does not write", args[i])
+		}
+		i++
+	}
+	in.Service = regexp.MustCompile(`(?m)^LTIGRADE_SERVICE_NAME = `).Match(src)
+	return in, nil
 }

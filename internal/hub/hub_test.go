@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,7 @@ func TestRenderCompiles(t *testing.T) {
 	o.Config = `/etc/ltigrade/my "quoted" \ config ' é.toml`
 	o.Database = "/srv/db/ltigrade.db"
 	o.Timeout = 2500 * time.Millisecond
+	o.Version = "v1.2.3"
 	src, err := Render(o)
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +60,7 @@ func TestRenderCompiles(t *testing.T) {
 		`LTIGRADE_ARGS = ["--config","/etc/ltigrade/my \"quoted\" \\ config ' é.toml","--db","/srv/db/ltigrade.db"]`,
 		`LTIGRADE_SPOOL_DIR = "/var/lib/ltigrade/spool"`,
 		"LTIGRADE_TIMEOUT = 2.5\n",
+		`LTIGRADE_VERSION = "v1.2.3"`,
 	} {
 		if !bytes.Contains(src, []byte(want)) {
 			t.Errorf("rendered hook lacks %s", want)
@@ -75,7 +78,7 @@ print(json.dumps(vals, sort_keys=True))`, f).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"LTIGRADE": "/usr/local/bin/ltigrade", "LTIGRADE_ARGS": ["--config", "/etc/ltigrade/my \"quoted\" \\ config ' \u00e9.toml", "--db", "/srv/db/ltigrade.db"], "LTIGRADE_SPOOL_DIR": "/var/lib/ltigrade/spool", "LTIGRADE_TIMEOUT": 2.5}`
+	want := `{"LTIGRADE": "/usr/local/bin/ltigrade", "LTIGRADE_ARGS": ["--config", "/etc/ltigrade/my \"quoted\" \\ config ' \u00e9.toml", "--db", "/srv/db/ltigrade.db"], "LTIGRADE_SPOOL_DIR": "/var/lib/ltigrade/spool", "LTIGRADE_TIMEOUT": 2.5, "LTIGRADE_VERSION": "v1.2.3"}`
 	if strings.TrimSpace(string(out)) != want {
 		t.Errorf("Python reads\n%s\nwant\n%s", out, want)
 	}
@@ -190,4 +193,33 @@ func TestHookPython(t *testing.T) {
 		t.Fatalf("test_hook.py: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
+}
+
+func TestParseInstalledReadsBackRender(t *testing.T) {
+	o := opts()
+	o.Config = `/etc/ltigrade/my "quoted" config.toml`
+	o.Database = "/srv/db/ltigrade.db"
+	o.Version = "v1.2.3"
+	src, err := Render(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := ParseInstalled(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Installed{Binary: o.Binary, Config: o.Config, Database: o.Database, SpoolDir: o.SpoolDir, Version: "v1.2.3"}
+	if in != want {
+		t.Errorf("ParseInstalled = %+v, want %+v", in, want)
+	}
+	// A hook from before the version was kept has no LTIGRADE_VERSION line.
+	old := regexp.MustCompile(`(?m)^LTIGRADE_VERSION = .*\n`).ReplaceAll(src, nil)
+	if in, err := ParseInstalled(old); err != nil || in.Version != "" {
+		t.Errorf("old hook: %+v, %v; want no version and no error", in, err)
+	}
+	// An edited file is refused.
+	edited := bytes.Replace(src, []byte(`LTIGRADE = "`), []byte(`LTIGRADE = '`), 1)
+	if _, err := ParseInstalled(edited); err == nil {
+		t.Error("a hand-edited LTIGRADE line was accepted")
+	}
 }

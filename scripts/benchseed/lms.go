@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"strings"
@@ -23,6 +26,7 @@ func cmdServeLMS(args []string) error {
 	secretFile := fs.String("secret-file", "", "file holding the consumer secret")
 	urlFile := fs.String("url-file", "", "write the outcome service URL here once listening")
 	latency := fs.Duration("latency", 0, "added latency of every outcome request")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with a fresh self-signed certificate for 127.0.0.1, written here as PEM (for $SSL_CERT_FILE)")
 	fs.Parse(args)
 	if *secretFile != "" {
 		b, err := os.ReadFile(*secretFile)
@@ -38,11 +42,31 @@ func cmdServeLMS(args []string) error {
 	defer stop()
 	sim := lmssim.New(map[string]string{*key: *secret})
 	sim.SetLatency(*latency)
-	base, err := sim.Start(*addr)
-	if err != nil {
-		return err
+	var base string
+	if *tlsCert != "" {
+		// httptest's TLS server: its certificate is for 127.0.0.1, which a
+		// client trusts once it is in $SSL_CERT_FILE, as a private CA would be.
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
+			return err
+		}
+		srv := httptest.NewUnstartedServer(sim.Handler())
+		srv.Listener.Close()
+		srv.Listener = ln
+		srv.StartTLS()
+		defer srv.Close()
+		cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+		if err := os.WriteFile(*tlsCert, cert, 0o644); err != nil {
+			return err
+		}
+		base = srv.URL
+	} else {
+		var err error
+		if base, err = sim.Start(*addr); err != nil {
+			return err
+		}
+		defer sim.Close()
 	}
-	defer sim.Close()
 	outcomes := base + "/outcomes"
 	if *urlFile != "" {
 		tmp := *urlFile + ".tmp"

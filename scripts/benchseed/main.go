@@ -12,7 +12,7 @@
 //	    (one notebook path of a random user per run)
 //	benchseed passbacks -db PATH -n 5000 -url OUTCOME_URL -key K
 //	    a fresh store with N sessions and one queued passback each
-//	benchseed serve-lms -addr 127.0.0.1:0 -key K -secret-file F [-url-file F]
+//	benchseed serve-lms -addr 127.0.0.1:0 -key K -secret-file F [-url-file F] [-tls-cert F]
 //	    runs the lmssim LTI 1.1 simulator (no latency) until SIGTERM
 //	benchseed serve-hub -addr 127.0.0.1:0 -token T -user NAME [-group G] [-url-file F]
 //	    a stand-in for JupyterHub's GET /hub/api/user that knows one token,
