@@ -46,6 +46,7 @@ func Run(t *testing.T, b Backend) {
 		{"NewestWinsUnderConcurrency", testNewestWinsUnderConcurrency},
 		{"SkewedClocksAgreeOnLeases", testSkewedClocks},
 		{"Submissions", testSubmissions},
+		{"OutboxStats", testOutboxStats},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, b) })
