@@ -19,8 +19,10 @@ import (
 	"github.com/ltigrade/ltigrade/internal/hubapi"
 	"github.com/ltigrade/ltigrade/internal/keys"
 	"github.com/ltigrade/ltigrade/internal/metrics"
+	"github.com/ltigrade/ltigrade/internal/passback"
 	"github.com/ltigrade/ltigrade/internal/sandbox"
 	"github.com/ltigrade/ltigrade/internal/service"
+	"github.com/ltigrade/ltigrade/internal/store"
 )
 
 // serviceSetup is where the service listens and how it reaches the hub,
@@ -164,7 +166,16 @@ request, never a token or a secret. docs/service.md has the details.`,
 			// Metrics: the outbox and spool as they are at each scrape, and
 			// the sends this process makes.
 			srv.Metrics = metrics.New(metrics.Source{Store: g.Store, SpoolDir: cfg.Hub.SpoolDir, Now: time.Now, Log: log})
-			g.OnSend = srv.Metrics.ObserveSend
+			g.OnSend = func(p *store.Passback, o passback.Outcome) {
+				srv.Metrics.ObserveSend(p, o)
+				if o.Status != store.StatusSent {
+					// p.Attempts counts this one (the claim did). The reason is
+					// the LMS's answer, never the request: it carries no secret
+					// of ours (the signature is in the request's header).
+					log.Warn("score not delivered", "passback", p.ID, "outcome", o.Status, "host", passback.Host(p),
+						"http_status", o.HTTPStatus, "attempt", p.Attempts, "reason", o.Message)
+				}
+			}
 			tok, ok, err := cfg.MetricsToken()
 			if err != nil {
 				hint := "put only the token in " + cfg.Service.MetricsTokenFile + " (chmod 600), or remove service.metrics_token_file"
