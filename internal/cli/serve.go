@@ -178,9 +178,10 @@ request, never a token or a secret. docs/service.md has the details.`,
 			}
 			tok, ok, err := cfg.MetricsToken()
 			if err != nil {
-				hint := "put only the token in " + cfg.Service.MetricsTokenFile + " (chmod 600), or remove service.metrics_token_file"
-				if su, isSU := grade.SecretUnavailable(err); isSU && su.Hint != "" {
-					hint = su.Hint
+				hint := "put only the token in " + cfg.Service.MetricsTokenFile + " (chmod 600), or fix service.metrics_token_file"
+				var me *config.SecretModeError
+				if errors.As(err, &me) {
+					hint = "chmod 600 " + cfg.Service.MetricsTokenFile
 				}
 				return withCode(ExitUsage, err, hint)
 			}

@@ -245,6 +245,6 @@ func (c *Config) MetricsToken() (tok Secret, ok bool, err error) {
 	if c.Service.MetricsTokenFile == "" {
 		return Secret{}, false, nil
 	}
-	tok, err = readSecretFile("service metrics token", c.Service.MetricsTokenFile, c.Source)
+	tok, err = readSecretFile("service.metrics_token_file", c.Service.MetricsTokenFile, c.Source)
 	return tok, err == nil, err
 }
