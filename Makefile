@@ -4,7 +4,7 @@ BIN := bin/ltigrade
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ltigrade/ltigrade/internal/cli.Version=$(VERSION)
 
-.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service bench-pg gen lint clean image deploy-values bench-doctor mutants
+.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service bench-pg gen lint clean image deploy-values bench-doctor bench-metrics mutants
 
 build:
 	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ltigrade
@@ -87,6 +87,14 @@ bench-service: build
 ## bench-doctor: `ltigrade doctor` run time with and without --network (an HTTPS LMS simulator on loopback)
 bench-doctor: build
 	GO="$(GO)" bash scripts/bench-doctor.sh
+
+## bench-metrics: one GET metrics over a 100,000-row outbox, SQLite and (scripts/postgres-env.sh) PostgreSQL
+bench-metrics:
+	@rc=0; env=$$(bash scripts/postgres-env.sh) || rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "bench-metrics: no PostgreSQL (exit $$rc), SQLite only" >&2; env=; fi; \
+	rc=0; LTIGRADE_TEST_PG_DSN="$$(printf "%s\n" "$$env" | sed -n "s/^LTIGRADE_TEST_PG_DSN=//p")" \
+		$(GO) test -run=NONE -bench=Scrape -benchtime=50x ./internal/metrics/ || rc=$$?; \
+	[ -z "$$env" ] || bash scripts/postgres-env.sh stop; exit $$rc
 
 ## image: ltigrade's container image (Dockerfile; needs a Docker or Podman engine)
 IMAGE ?= ltigrade:$(VERSION)

@@ -1078,6 +1078,19 @@ func TestServeProbe(t *testing.T) {
 	d := load(t)
 	bin := ltigradeBinary(t)
 	cfg := d.writeConfig(t)
+	// The metrics token, as the init container leaves it (0600) and the
+	// Secret's placeholder says; the service refuses to start without it.
+	tokenFile := str(get(d.config, "service", "metrics_token_file"))
+	token := "placeholder-metrics-token"
+	if tokenFile != "" {
+		local := filepath.Join(t.TempDir(), "metrics.token")
+		if err := os.WriteFile(local, []byte(token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(d.configRaw, tokenFile, local)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	_, spec := podSpec(d.find(t, "Deployment", d.serviceName()))
 	c := containers(spec, "containers")[0]
 	args := argv(c)[1:]
@@ -1132,6 +1145,89 @@ func TestServeProbe(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET %s: %s %s", path, resp.Status, body)
+	}
+	// What Prometheus scrapes, by the pod's annotations: with the token
+	// the exposition, without it 401 and no figure.
+	meta, _ := podSpec(d.find(t, "Deployment", d.serviceName()))
+	mpath := str(get(meta, "annotations", "prometheus.io/path"))
+	for _, auth := range []string{"", "Bearer " + token} {
+		req, _ := http.NewRequest("GET", "http://"+addr+mpath, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := http.StatusUnauthorized
+		if auth != "" {
+			want = http.StatusOK
+		}
+		if resp.StatusCode != want || (auth == "") == strings.Contains(string(body), "ltigrade_passbacks{") {
+			t.Errorf("GET %s with %q: %s\n%.300s", mpath, auth, resp.Status, body)
+		}
+	}
+}
+
+// TestMetricsScrape: the service pod's Prometheus annotations name its
+// metrics path and port, the config's metrics token file is what an init
+// container installs 0600 from a Secret of secrets.example.yaml, and the
+// service's NetworkPolicy admits a scraper on that port.
+func TestMetricsScrape(t *testing.T) {
+	d := load(t)
+	dep := d.find(t, "Deployment", d.serviceName())
+	meta, spec := podSpec(dep)
+	ann := func(k string) string { return str(get(meta, "annotations", "prometheus.io/"+k)) }
+	main := containers(spec, "containers")[0]
+	port := 0
+	for _, p := range list(main["ports"]) {
+		if str(get(p, "name")) == "http" {
+			port = toInt(get(p, "containerPort"))
+		}
+	}
+	if ann("scrape") != "true" || ann("path") != d.prefix()+"metrics" || ann("port") != fmt.Sprint(port) {
+		t.Errorf("%s: annotations scrape %q path %q port %q, want true, %smetrics, %d", dep, ann("scrape"), ann("path"), ann("port"), d.prefix(), port)
+	}
+	tokenFile := str(get(d.config, "service", "metrics_token_file"))
+	if tokenFile == "" {
+		t.Fatalf("config.toml: no [service] metrics_token_file: a scraper would need a hub account")
+	}
+	var from string
+	for _, ic := range containers(spec, "initContainers") {
+		a := argv(ic)
+		if len(a) == 5 && a[0] == "install" && a[2] == "0600" && a[4] == tokenFile &&
+			mountOf(ic, spec, filepath.Dir(tokenFile)) == mountOf(main, spec, filepath.Dir(tokenFile)) {
+			from = mountOf(ic, spec, filepath.Dir(a[3]))
+		}
+	}
+	secret, ok := strings.CutPrefix(from, "secret:")
+	if !ok {
+		t.Fatalf("%s: no init container installs %s 0600 from a Secret into the service's volume", dep, tokenFile)
+	}
+	defined := false
+	for _, s := range d.secrets {
+		if s.name() == secret && get(s.v, "stringData", "token") != nil {
+			defined = true
+		}
+	}
+	if !defined {
+		t.Errorf("the metrics token comes from Secret %s key token, which secrets.example.yaml does not define", secret)
+	}
+	np := d.find(t, "NetworkPolicy", d.serviceName())
+	admits := false
+	for _, rule := range list(get(np.v, "spec", "ingress")) {
+		for _, f := range list(get(rule, "from")) {
+			if strings.Contains(fmt.Sprint(get(f, "podSelector")), "prometheus") {
+				for _, p := range list(get(rule, "ports")) {
+					admits = admits || str(get(p, "port")) == "http"
+				}
+			}
+		}
+	}
+	if !admits {
+		t.Errorf("%s: no ingress rule admits a Prometheus pod on port http", np)
 	}
 }
 

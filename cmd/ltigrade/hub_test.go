@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -68,6 +69,25 @@ func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// cmdHTTPGet is httpget URL [AUTHORIZATION]: GET URL (with that
+// Authorization header), print "status N" and the body; fails on no answer.
+func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: httpget URL [AUTHORIZATION]")
+	}
+	req, err := http.NewRequest("GET", args[0], nil)
+	ts.Check(err)
+	if len(args) == 2 {
+		req.Header.Set("Authorization", args[1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	ts.Check(err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	ts.Check(err)
+	fmt.Fprintf(ts.Stdout(), "status %d\n%s", resp.StatusCode, body)
 }
 
 // sandboxCondition is the script condition [sandbox]: this machine can

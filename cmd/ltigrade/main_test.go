@@ -142,6 +142,7 @@ func runScripts(t *testing.T, pgAdmin string) {
 			"fakehub":     cmdFakeHub,
 			"freeport":    cmdFreePort,
 			"waithttp":    cmdWaitHTTP,
+			"httpget":     cmdHTTPGet,
 			"sandboxuser": cmdSandboxUser,
 			"tlslms":      cmdTLSLMS,
 		},

@@ -18,8 +18,11 @@ import (
 	"github.com/ltigrade/ltigrade/internal/grade"
 	"github.com/ltigrade/ltigrade/internal/hubapi"
 	"github.com/ltigrade/ltigrade/internal/keys"
+	"github.com/ltigrade/ltigrade/internal/metrics"
+	"github.com/ltigrade/ltigrade/internal/passback"
 	"github.com/ltigrade/ltigrade/internal/sandbox"
 	"github.com/ltigrade/ltigrade/internal/service"
+	"github.com/ltigrade/ltigrade/internal/store"
 )
 
 // serviceSetup is where the service listens and how it reaches the hub,
@@ -118,9 +121,17 @@ Hub admins and [service] graders see everything and may score anyone; any other 
 sees only their own sessions and passbacks and cannot score. The JSON API, under the
 prefix: GET api/health, api/sessions, api/resolve, api/passbacks; POST api/scores,
 api/sync; and, unauthenticated, GET .well-known/jwks.json (the LTI 1.3 public keys) and
-healthz. docs/service.md has the details.`,
+healthz.
+
+GET metrics is the Prometheus text format (passbacks by status, sends by outcome and
+LMS host, queue age, last sync, spool backlog), for hub admins and graders, or for a
+scraper with the bearer token in [service] metrics_token_file (mode 0600). Logs are
+structured lines on stderr: JSON when stderr is not a terminal, text otherwise; one per
+request, never a token or a secret. docs/service.md has the details.`,
 		Example: `  ltigrade hub install --service      # the hub then starts it
-  ltigrade serve --listen 0.0.0.0:10101   # external service`,
+  ltigrade serve --listen 0.0.0.0:10101   # external service
+  curl -H "Authorization: Bearer $(cat /etc/ltigrade/metrics.token)" \
+    http://127.0.0.1:10101/services/ltigrade/metrics   # what Prometheus scrapes`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := app.Config()
@@ -152,6 +163,31 @@ healthz. docs/service.md has the details.`,
 						AuthStyle: oauth2.AuthStyleInParams}}}
 			srv := &service.Server{Grader: g, Auth: auth, Prefix: setup.Prefix, Log: log, Version: version(),
 				JWKS: func() (keys.JWKSet, error) { return publicKeys(cfg) }}
+			// Metrics: the outbox and spool as they are at each scrape, and
+			// the sends this process makes.
+			srv.Metrics = metrics.New(metrics.Source{Store: g.Store, SpoolDir: cfg.Hub.SpoolDir, Now: time.Now, Log: log})
+			g.OnSend = func(p *store.Passback, o passback.Outcome) {
+				srv.Metrics.ObserveSend(p, o)
+				if o.Status != store.StatusSent {
+					// p.Attempts counts this one (the claim did). The reason is
+					// the LMS's answer, never the request: it carries no secret
+					// of ours (the signature is in the request's header).
+					log.Warn("score not delivered", "passback", p.ID, "outcome", o.Status, "host", passback.Host(p),
+						"http_status", o.HTTPStatus, "attempt", p.Attempts, "reason", o.Message)
+				}
+			}
+			tok, ok, err := cfg.MetricsToken()
+			if err != nil {
+				hint := "put only the token in " + cfg.Service.MetricsTokenFile + " (chmod 600), or fix service.metrics_token_file"
+				var me *config.SecretModeError
+				if errors.As(err, &me) {
+					hint = "chmod 600 " + cfg.Service.MetricsTokenFile
+				}
+				return withCode(ExitUsage, err, hint)
+			}
+			if ok {
+				srv.MetricsToken = tok
+			}
 			// Server-side grading (ltigrade submit): workers grade journaled
 			// submissions in the sandbox; without one, submitting is refused.
 			switch {
@@ -173,7 +209,8 @@ healthz. docs/service.md has the details.`,
 				return fmt.Errorf("serve: %w", err)
 			}
 			hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-			log.Info("serving", "listen", ln.Addr().String(), "prefix", setup.Prefix, "hub_api", setup.APIURL, "graders", len(cfg.Service.Graders))
+			log.Info("serving", "listen", ln.Addr().String(), "prefix", setup.Prefix, "hub_api", redactURL(setup.APIURL),
+				"graders", len(cfg.Service.Graders), "metrics_token", ok, "version", version())
 			errc := make(chan error, 1)
 			go func() { errc <- hs.Serve(ln) }()
 			select {
@@ -184,14 +221,25 @@ healthz. docs/service.md has the details.`,
 				defer cancel()
 				log.Info("stopping")
 				if err := hs.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					log.Error("stopped", "error", err.Error())
 					return err
 				}
+				log.Info("stopped")
 				return nil
 			}
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (external service; config service.listen); a managed service uses $JUPYTERHUB_SERVICE_URL")
 	return cmd
+}
+
+// redactURL hides a password in a URL before it is logged.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(not a URL)"
+	}
+	return u.Redacted()
 }
 
 // newLogger logs structured lines to stderr: JSON when stderr is not a

@@ -307,6 +307,10 @@ type Service struct {
 	// HubPublicURL is where browsers reach the hub, for the OAuth login
 	// (default: the same host as the service, i.e. behind the hub's proxy).
 	HubPublicURL string
+	// MetricsTokenFile holds a bearer token that may read GET metrics
+	// without a hub account (a Prometheus scraper); mode 0600 or 0400,
+	// like secret files. "" means only hub admins and graders may.
+	MetricsTokenFile string
 }
 
 // Sandbox holds the settings of `ltigrade sandbox`, the trial LMS.
@@ -356,6 +360,8 @@ type rawFile struct {
 		HubAPIURL       *string  `toml:"hub_api_url"`
 		HubAPITokenFile *string  `toml:"hub_api_token_file"`
 		HubPublicURL    *string  `toml:"hub_public_url"`
+		// MetricsTokenFile: see Service.
+		MetricsTokenFile *string `toml:"metrics_token_file"`
 	} `toml:"service"`
 	Graders []rawGrader `toml:"graders"`
 	Submit  rawSubmit   `toml:"submit"`
@@ -391,7 +397,7 @@ var knownKeys = []string{
 	"hub.spool_dir", "hub.record_timeout", "hub.env",
 	"sandbox.listen", "sandbox.hub_url", "sandbox.course_repo", "sandbox.consumer_key",
 	"service.graders", "service.listen", "service.name", "service.prefix", "service.hub_api_url",
-	"service.hub_api_token_file", "service.hub_public_url",
+	"service.hub_api_token_file", "service.hub_public_url", "service.metrics_token_file",
 	"graders.course", "graders.assignment", "graders.notebooks", "graders.kind", "graders.autograder",
 	"graders.nbgrader_assignment", "graders.command", "graders.python", "graders.timeout",
 	"submit.max_size_mb", "submit.workers", "submit.queue", "submit.interval", "submit.sandbox_user",
@@ -850,6 +856,7 @@ func (c *Config) resolveService(raw *rawFile, src string) error {
 	c.Service.HubAPIURL = set("service.hub_api_url", r.HubAPIURL, "")
 	c.Service.HubAPITokenFile = set("service.hub_api_token_file", r.HubAPITokenFile, "")
 	c.Service.HubPublicURL = set("service.hub_public_url", r.HubPublicURL, "")
+	c.Service.MetricsTokenFile = set("service.metrics_token_file", r.MetricsTokenFile, "")
 	return nil
 }
 

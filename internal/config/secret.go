@@ -237,3 +237,14 @@ func (c *Config) HubAPIToken() (Secret, error) {
 	}
 	return readSecretFile("service", c.Service.HubAPITokenFile, c.Source)
 }
+
+// MetricsToken is the bearer token that may read the service's metrics,
+// from service.metrics_token_file (refused unless mode 0600 or 0400, like
+// secret files); ok is false when none is configured.
+func (c *Config) MetricsToken() (tok Secret, ok bool, err error) {
+	if c.Service.MetricsTokenFile == "" {
+		return Secret{}, false, nil
+	}
+	tok, err = readSecretFile("service.metrics_token_file", c.Service.MetricsTokenFile, c.Source)
+	return tok, err == nil, err
+}

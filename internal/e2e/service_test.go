@@ -38,6 +38,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/ltigrade/ltigrade/internal/lmssim"
 	"github.com/ltigrade/ltigrade/internal/testenv"
 )
@@ -395,6 +398,10 @@ func TestGradingServiceEndToEnd(t *testing.T) {
 		if !strings.Contains(string(page.body), "0.7") || strings.Contains(string(page.body), "waiting to be delivered") {
 			t.Errorf("bob's page after the retry still shows a grade waiting:\n%s", page.body)
 		}
+	})
+
+	step(t, "6e GET metrics through the hub's proxy: the figures follow from the scores above", func(t *testing.T) {
+		w.scrapeMetrics(t)
 	})
 
 	step(t, "7 no answer of the test carried a secret, key material, a token or raw auth_state", func(t *testing.T) {
@@ -956,6 +963,7 @@ func (w *svcE2E) matrix(t *testing.T) {
 		{"POST", "api/sync", "", wants(no, deny, ok, ok, deny, no), sees(`"still_queued": 0`)},
 		{"GET", ".well-known/jwks.json", "", wants(ok, ok, ok, ok, ok, ok), w.checkJWKS},
 		{"GET", "healthz", "", wants(ok, ok, ok, ok, ok, ok), nil},
+		{"GET", "metrics", "", wants(no, deny, ok, ok, deny, no), sees(`ltigrade_passbacks{status="sent"}`, "go_goroutines")},
 		{"GET", "", "", wants(back, ok, ok, ok, deny, back), page},
 		{"POST", "retry", "id=", wants(no, deny, bad, bad, deny, no), nil},
 		{"GET", "oauth_callback?code=x&state=y", "", wants(bad, bad, bad, bad, bad, bad), nil},
@@ -984,6 +992,82 @@ func (w *svcE2E) matrix(t *testing.T) {
 	}
 	if after := len(w.sb.Sim().Grades()); after != before {
 		t.Errorf("the matrix (dry runs only) changed the LMS's grades: %d → %d", before, after)
+	}
+}
+
+// scrapeMetrics reads GET metrics as the grader, through the hub's proxy,
+// parses it with an independent parser, and checks it against the outbox
+// as the local CLI lists it: counts by status, and the sends this service
+// made (every attempt of every row was the service's: all scores went
+// through it) by outcome, all to the sandbox LMS's host.
+func (w *svcE2E) scrapeMetrics(t *testing.T) {
+	r := w.get(t, w.tokens[grader], "GET", "metrics", "")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET metrics as the grader: %d\n%s", r.status, short(r.body))
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(r.body))
+	if err != nil {
+		t.Fatalf("the exposition does not parse: %v\n%s", err, short(r.body))
+	}
+	sample := func(name string, labels map[string]string) (float64, bool) {
+		f := fams[name]
+		if f == nil {
+			return 0, false
+		}
+	next:
+		for _, m := range f.Metric {
+			for _, l := range m.Label {
+				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+					continue next
+				}
+			}
+			if m.Counter != nil {
+				return m.Counter.GetValue(), true
+			}
+			return m.Gauge.GetValue(), true
+		}
+		return 0, false
+	}
+	var rows []struct {
+		Status   string `json:"status"`
+		Attempts int    `json:"attempts"`
+	}
+	if err := json.Unmarshal([]byte(w.e2e.ltigrade("passbacks", "list", "--json")), &rows); err != nil || len(rows) == 0 {
+		t.Fatalf("passbacks list --json: %v", err)
+	}
+	byStatus := map[string]float64{}
+	attempts := 0.0
+	for _, row := range rows {
+		byStatus[row.Status]++
+		attempts += float64(row.Attempts)
+	}
+	for _, st := range []string{"pending", "sending", "sent", "retry", "rejected", "superseded"} {
+		if v, ok := sample("ltigrade_passbacks", map[string]string{"status": st}); !ok || v != byStatus[st] {
+			t.Errorf("ltigrade_passbacks{status=%q} = %v (present %v), the outbox holds %v", st, v, ok, byStatus[st])
+		}
+	}
+	host := strings.TrimPrefix(w.sandbox, "http://")
+	sent, _ := sample("ltigrade_sends_total", map[string]string{"outcome": "sent", "host": host})
+	rejected, _ := sample("ltigrade_sends_total", map[string]string{"outcome": "rejected", "host": host})
+	retry, _ := sample("ltigrade_sends_total", map[string]string{"outcome": "retry", "host": host})
+	if sent != byStatus["sent"] || rejected != byStatus["rejected"] || sent+rejected+retry != attempts || retry < 1 {
+		t.Errorf("sends to %s: sent %v rejected %v retry %v; the outbox has %v sent, %v rejected, %v attempts in all",
+			host, sent, rejected, retry, byStatus["sent"], byStatus["rejected"], attempts)
+	}
+	if v, ok := sample("ltigrade_queue_oldest_age_seconds", nil); !ok || v != 0 {
+		t.Errorf("queue oldest age %v (present %v), want 0: nothing is owed", v, ok)
+	}
+	// The matrix's POST api/sync ran as the grader and the admin.
+	if v, ok := sample("ltigrade_last_sync_timestamp_seconds", nil); !ok || v <= 0 || v > float64(time.Now().Unix()+1) {
+		t.Errorf("last sync %v (present %v), want the matrix's sync", v, ok)
+	}
+	// User names as label values (quoted: "ta" is in every "status"),
+	// and no course or LMS path anywhere.
+	for _, bad := range []string{`"alice"`, `"bob"`, `"` + graderUser + `"`, svcCourse, "/outcome", "alice", "bob"} {
+		if bytes.Contains(r.body, []byte(bad)) {
+			t.Errorf("the metrics carry %s", bad)
+		}
 	}
 }
 

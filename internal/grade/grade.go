@@ -53,6 +53,9 @@ type Local struct {
 	// OnSubmit, if set, is called after a submission is journaled (the
 	// service wakes a grading worker).
 	OnSubmit func()
+	// OnSend, if set, is told the outcome of every attempt to deliver a
+	// score this process makes (the service's metrics).
+	OnSend func(p *store.Passback, o passback.Outcome)
 	// Warn receives warnings that belong to no one result (a spool it
 	// cannot read, a launch recorded with a warning); nil drops them.
 	Warn func(string)
@@ -296,5 +299,5 @@ func (g *Local) secret(key string) (string, error) {
 // engine is the outbox engine with this config.
 func (g *Local) engine(senders int) *passback.Engine {
 	return &passback.Engine{Store: g.Store, Timeout: g.Config.Passback.Timeout, Concurrency: max(senders, 1),
-		Now: g.now, Sender: g.Sender(senders)}
+		Now: g.now, Sender: g.Sender(senders), Observe: g.OnSend}
 }

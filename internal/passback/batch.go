@@ -9,6 +9,11 @@ import (
 	"github.com/ltigrade/ltigrade/internal/store"
 )
 
+// Host is the LMS host a passback goes to (host and port, lower case, no
+// path or query), for per-host politeness and the service's metrics; ""
+// when its target is not a URL.
+func Host(p *store.Passback) string { return host(p) }
+
 // host is the LMS host a passback goes to, for per-host politeness.
 func host(p *store.Passback) string {
 	target := p.TargetURL

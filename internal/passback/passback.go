@@ -57,6 +57,10 @@ type Engine struct {
 	// Backoff gives the wait before attempt n+1 after n failed attempts;
 	// default exponential from 30 s, capped at 1 h, with jitter.
 	Backoff func(attempts int) time.Duration
+	// Observe, if set, is told the outcome of every attempt this engine
+	// makes (the service's metrics count them); it must be quick and safe
+	// for concurrent use.
+	Observe func(p *store.Passback, o Outcome)
 }
 
 // OwnerID names this process as a lease owner; see package owner.
@@ -149,6 +153,9 @@ func (e *Engine) send(ctx context.Context, p *store.Passback) (o Outcome) {
 	case store.StatusSent, store.StatusRejected, store.StatusRetry, store.StatusSuperseded:
 	default:
 		o = Outcome{Status: store.StatusRetry, Message: "sender returned no outcome", Uncertain: true}
+	}
+	if e.Observe != nil {
+		e.Observe(p, o)
 	}
 	return o
 }

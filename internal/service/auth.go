@@ -98,6 +98,11 @@ func (a *Auth) Require(next http.Handler, fail errorWriter, pages bool) http.Han
 			fail(w, r, status, msg, hint)
 			return
 		}
+		auth := "token"
+		if id.Cookie {
+			auth = "cookie"
+		}
+		noteIdentity(r.Context(), id.User.Name, auth)
 		if id.Cookie && !safeMethod(r.Method) && !a.csrfOK(r, id) {
 			fail(w, r, http.StatusForbidden, "missing or wrong CSRF token for a cookie-authenticated request", "")
 			return

@@ -13,6 +13,7 @@ package service
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,8 +25,11 @@ import (
 	"time"
 
 	"github.com/ltigrade/ltigrade/internal/batch"
+	"github.com/ltigrade/ltigrade/internal/config"
 	"github.com/ltigrade/ltigrade/internal/grade"
+	"github.com/ltigrade/ltigrade/internal/hubapi"
 	"github.com/ltigrade/ltigrade/internal/keys"
+	"github.com/ltigrade/ltigrade/internal/metrics"
 	"github.com/ltigrade/ltigrade/internal/store"
 )
 
@@ -45,6 +49,12 @@ type Server struct {
 	JWKS    func() (keys.JWKSet, error)
 	Log     *slog.Logger
 	Version string
+	// Metrics, if set, is served at GET <prefix>metrics and counts every
+	// request. MetricsToken, if set, is a bearer token that may read the
+	// metrics without a hub account (a Prometheus scraper); hub admins and
+	// graders may read them with their hub token.
+	Metrics      *metrics.Metrics
+	MetricsToken config.Secret
 }
 
 // APIError is the body of every failed API request.
@@ -69,6 +79,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET "+p+"api/submissions", api(s.submissions))
 	mux.Handle("GET "+p+"api/submissions/{id}", api(s.submission))
 	mux.HandleFunc("GET "+p+".well-known/jwks.json", s.jwks)
+	if s.Metrics != nil {
+		mux.Handle("GET "+p+"metrics", s.metricsAuth(s.Metrics.Handler()))
+	}
 	mux.HandleFunc("GET "+p+"healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("GET "+p+"oauth_callback", s.Auth.Callback(s.pageError))
 	mux.HandleFunc("GET "+p+"logout", func(w http.ResponseWriter, r *http.Request) {
@@ -107,18 +120,92 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
-// logged writes one structured line per request: never a header, a body or
-// a query (they may carry tokens or notebook names that are nobody's
-// business in a log).
+// reqInfo is what the handlers learn about a request that its log line
+// and metrics need: who the hub said it was, and how it authenticated.
+type reqInfo struct {
+	user string
+	auth string // "token", "cookie", "metrics_token"; "" anonymous
+}
+
+type infoKey struct{}
+
+// noteIdentity tells the request's log line who made it.
+func noteIdentity(ctx context.Context, user, auth string) {
+	if info, ok := ctx.Value(infoKey{}).(*reqInfo); ok {
+		info.user, info.auth = user, auth
+	}
+}
+
+// logged writes one structured line per request and counts it: the
+// method, the route pattern (never the path: it may name a notebook or a
+// user), the status, the time taken and the hub user. Never a header, a
+// body or a query: they may carry tokens.
 func (s *Server) logged(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		info := &reqInfo{}
+		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
-		if s.Log != nil {
-			s.Log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
-				"ms", float64(time.Since(start).Microseconds())/1000)
+		d := time.Since(start)
+		// The mux fills in the pattern it matched on this very request.
+		route := s.route(r.Pattern)
+		if s.Metrics != nil {
+			s.Metrics.ObserveRequest(r.Method, route, sw.status, d)
 		}
+		if s.Log != nil {
+			attrs := []any{"method", r.Method, "route", route, "status", sw.status,
+				"ms", float64(d.Microseconds()) / 1000}
+			if info.user != "" {
+				attrs = append(attrs, "user", info.user)
+			}
+			if info.auth != "" {
+				attrs = append(attrs, "auth", info.auth)
+			}
+			s.Log.Info("request", attrs...)
+		}
+	})
+}
+
+// route is the label of a mux pattern: "GET /services/ltigrade/api/scores"
+// is "/api/scores", the status page "/", and anything no route matched
+// (the catch-all, a wrong method) "unmatched".
+func (s *Server) route(pattern string) string {
+	_, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		path = pattern
+	}
+	rest, ok := strings.CutPrefix(path, s.Prefix)
+	switch {
+	case !ok || rest == "":
+		return "unmatched"
+	case rest == "{$}":
+		return "/"
+	}
+	return "/" + rest
+}
+
+// metricsAuth lets through the metrics token or a hub admin's or grader's
+// token; anonymous callers get 401 and no data, students 403. The metrics
+// say nothing about any one student, but they are the operator's business.
+func (s *Server) metricsAuth(next http.Handler) http.Handler {
+	viaHub := s.Auth.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := IdentityOf(r.Context()); id == nil || !id.Role.CanGrade() {
+			s.apiError(w, r, http.StatusForbidden, fmt.Sprintf("%s may not read the metrics: only hub admins, service.graders and the metrics token may", userName(id)), "")
+			return
+		}
+		next.ServeHTTP(w, r)
+	}), s.apiError, false)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if want := s.MetricsToken.Reveal(); want != "" {
+			got := hubapi.BearerToken(r.Header)
+			if got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1 {
+				noteIdentity(r.Context(), "", "metrics_token")
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
+		viaHub.ServeHTTP(w, r)
 	})
 }
 
@@ -358,6 +445,11 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.fail(w, err)
 		return
+	}
+	if s.Log != nil {
+		s.Log.Info("sync", "user", IdentityOf(r.Context()).User.Name, "sent", rep.Sent, "rejected", rep.Rejected,
+			"retry", rep.Retry, "superseded", rep.Superseded, "still_queued", rep.StillQueued,
+			"ingested", rep.Ingested, "spool_failed", rep.SpoolFailed, "ids", len(req.IDs))
 	}
 	writeJSON(w, http.StatusOK, rep.Code(), rep)
 }

@@ -145,4 +145,10 @@ var pgSchema = []string{
 		label text NOT NULL,
 		checked_at timestamptz NOT NULL
 	);`,
+	// When named runs last finished (a sync, for the service's metrics):
+	// the cron job and the service share only the database.
+	`CREATE TABLE runs (
+		name text PRIMARY KEY,
+		finished_at timestamptz NOT NULL
+	);`,
 }

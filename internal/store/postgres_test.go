@@ -216,7 +216,7 @@ func TestPostgresMigratesOlderSchema(t *testing.T) {
 		t.Fatalf("schema %+v", latest)
 	}
 	// As the first release left it: without the steps that added passbacks_leased and submissions.
-	if _, err := conn.Exec(ctx, `DROP TABLE lineitem_labels; DROP INDEX launches_checkout; ALTER TABLE launches DROP COLUMN origin; DROP TABLE submissions; DROP INDEX passbacks_leased; UPDATE ltigrade_schema SET version = 1`); err != nil {
+	if _, err := conn.Exec(ctx, `DROP TABLE runs; DROP TABLE lineitem_labels; DROP INDEX launches_checkout; ALTER TABLE launches DROP COLUMN origin; DROP TABLE submissions; DROP INDEX passbacks_leased; UPDATE ltigrade_schema SET version = 1`); err != nil {
 		t.Fatal(err)
 	}
 	dsn := conn.Config().ConnString()

@@ -167,6 +167,12 @@ var schema = []string{
 		label TEXT NOT NULL,
 		checked_at INTEGER NOT NULL
 	);`,
+	// When named runs last finished (a sync, for the service's metrics):
+	// the cron job and the service share only the database.
+	`CREATE TABLE runs (
+		name TEXT PRIMARY KEY,
+		finished_at INTEGER NOT NULL
+	);`,
 }
 
 // SQLite is the embedded Store.

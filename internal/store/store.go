@@ -245,6 +245,12 @@ type Store interface {
 	Complete(ctx context.Context, owner string, now time.Time, results map[int64]Result) error
 	Passback(ctx context.Context, id int64) (*Passback, error)
 	ListPassbacks(ctx context.Context, f PassbackFilter) ([]Passback, error)
+	// OutboxStats counts the outbox by status and says how old its oldest
+	// undelivered score is and when a sync run last finished, in one
+	// cheap read (a metrics scrape calls it every few seconds).
+	OutboxStats(ctx context.Context) (OutboxStats, error)
+	// SyncFinished records that a sync run (any process's) ended at.
+	SyncFinished(ctx context.Context, at time.Time) error
 
 	// SetLineItem keeps the AGS line item found for a launch that named
 	// only its container, on the launch and its undelivered scores.

@@ -47,6 +47,7 @@ func Run(t *testing.T, b Backend) {
 		{"SkewedClocksAgreeOnLeases", testSkewedClocks},
 		{"Submissions", testSubmissions},
 		{"Prober", testProber},
+		{"OutboxStats", testOutboxStats},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, b) })
