@@ -9,8 +9,9 @@ import (
 	"strings"
 )
 
-// Backlog is how many files wait in a spool directory, for monitoring.
-type Backlog struct {
+// Files is how many files wait in a spool directory, for monitoring (Inspect
+// tells more, for doctor).
+type Files struct {
 	// Waiting: launches the hook spooled that no one has recorded yet,
 	// claimed ones included (an ingester is on them, or died on them).
 	Waiting int
@@ -20,8 +21,8 @@ type Backlog struct {
 
 // Count counts the spool's files without reading or claiming any. A
 // missing directory (nothing ever spooled) counts zero.
-func Count(dir string) (Backlog, error) {
-	var b Backlog
+func Count(dir string) (Files, error) {
+	var b Files
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return b, nil

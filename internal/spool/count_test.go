@@ -10,7 +10,7 @@ import (
 // and neither the hook's temporary files nor anything else.
 func TestCount(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "spool")
-	if b, err := Count(dir); err != nil || b != (Backlog{}) {
+	if b, err := Count(dir); err != nil || b != (Files{}) {
 		t.Fatalf("missing spool: %+v %v", b, err)
 	}
 	os.MkdirAll(filepath.Join(dir, FailedDir), 0o700)
@@ -26,7 +26,7 @@ func TestCount(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "20260101T000002Z-dd.json"), []byte("{}"), 0o600)
 	b, err := Count(dir)
-	if err != nil || b != (Backlog{Waiting: 3, Failed: 3}) {
+	if err != nil || b != (Files{Waiting: 3, Failed: 3}) {
 		t.Errorf("Count: %+v %v, want 3 waiting (one claimed), 3 failed", b, err)
 	}
 }
