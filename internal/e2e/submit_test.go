@@ -37,6 +37,15 @@ import (
 	"github.com/ltigrade/ltigrade/internal/sandbox"
 )
 
+// TestMain lets sandbox.Available (below) run its probe: a sandbox starts
+// the running binary again as `__sandbox-exec`, which this test binary
+// must answer (docs/grading-sandbox.md). The service's own sandboxes run in
+// the ltigrade binary, not here.
+func TestMain(m *testing.M) {
+	sandbox.ChildMain()
+	os.Exit(m.Run())
+}
+
 // needSandboxE2E: the grading sandbox needs root and namespaces. Without
 // them the test skips, unless LTIGRADE_SANDBOX_TESTS=require (CI runs as
 // root), as the sandbox's own tests do.
@@ -104,6 +113,7 @@ type studentAccount struct {
 // submitWorld is the test's world on top of the grading service's.
 type submitWorld struct {
 	*svcE2E
+	top      *testing.T // the whole test's: accounts live as long as it
 	tap      *lmsTap
 	grader   map[string]string // GRADER_PYTHON, OTTER, NBGRADER
 	students map[string]*studentAccount
@@ -164,7 +174,7 @@ python = %q
 timeout = "4m"
 `, sbUser.name, svcCourse, zip, genv["GRADER_PYTHON"], svcCourse, nbCourse, genv["GRADER_PYTHON"])
 
-	w := &submitWorld{svcE2E: setupService(t, env, extra), grader: genv, students: map[string]*studentAccount{},
+	w := &submitWorld{svcE2E: setupService(t, env, extra), top: t, grader: genv, students: map[string]*studentAccount{},
 		otterStudent: otterStudent, nbgraderRelease: nbRelease}
 	// Nothing has reached the LMS yet: from here on, every request does
 	// through the tap.
@@ -216,6 +226,10 @@ timeout = "4m"
 		w.put(t, bob, "materials/hw2/hw2.ipynb", w.nbgraderNotebook(t, goodAdd+"\n"+badMul))
 		w.put(t, w.students["alice"], "materials/hw1/hw1.ipynb", w.otterNotebook(t, goodAdd, goodMul, ""))
 		w.put(t, w.students["alice"], "materials/hw2/hw2.ipynb", w.nbgraderNotebook(t, goodAdd+"\n"+goodMul))
+		// The control: the account runs, and reads its own notebook.
+		if out, errOut, code := w.asStudent(t, bob, "/usr/bin/test", "-r", filepath.Join(bob.home, "materials", "hw1", "hw1.ipynb")); code != 0 {
+			t.Fatalf("bob's account cannot read his own notebook: exit %d\n%s%s", code, out, errOut)
+		}
 	})
 
 	step(t, "3 bob submits his otter notebook: the LMS gets exactly 2 of 3 in his Homework 1 column", func(t *testing.T) {
@@ -490,7 +504,7 @@ func (w *submitWorld) studentAccount(t *testing.T, hubUser string) *studentAccou
 			break
 		}
 	}
-	a := tempAccount(t, "ltgst-", home)
+	a := tempAccount(w.top, "ltgst-", home)
 	a.hubUser, a.home, a.env = hubUser, home, slices.Clone(envLines)
 	if a.getenv("JUPYTERHUB_API_TOKEN") == "" {
 		t.Fatalf("%s's server dumped no JUPYTERHUB_API_TOKEN in %s", hubUser, dump)
