@@ -263,6 +263,7 @@ timeout = "4m"
 		if code != 7 && code != 3 {
 			t.Errorf("bob submitting alice's notebook: exit %d, want 7 or 3\n%s%s", code, out, errOut)
 		}
+		t.Logf("bob submitting alice's notebook: exit %d: %s", code, strings.TrimSpace(errOut))
 		// The service itself, asked for that path with bob's server token
 		// (as a client that skips the CLI's check would).
 		nb, _ := os.ReadFile(filepath.Join(bob.home, "materials", "hw1", "hw1.ipynb"))
@@ -272,12 +273,14 @@ timeout = "4m"
 			if c := r.header.Get("Ltigrade-Exit-Code"); r.status/100 == 2 || (c != "3" && c != "7" && c != "2") {
 				t.Errorf("POST api/submissions as bob for %q: %d, exit %q, want a refusal\n%s", p, r.status, c, short(r.body))
 			}
+			t.Logf("POST api/submissions as bob for %q: %d, exit %s: %s", p, r.status, r.header.Get("Ltigrade-Exit-Code"), short(r.body))
 		}
 		// alice never launched Homework 2.
 		out, errOut, code = w.asStudent(t, alice, w.bin, "submit", "materials/hw2/hw2.ipynb", "--wait", "--json")
 		if code != 3 && code != 7 {
 			t.Errorf("alice submitting Homework 2, never launched: exit %d, want 3 or 7\n%s%s", code, out, errOut)
 		}
+		t.Logf("alice submitting Homework 2: exit %d: %s", code, strings.TrimSpace(errOut))
 		if !strings.Contains(errOut, "hw2") {
 			t.Errorf("the refusal does not name the notebook:\n%s", errOut)
 		}
