@@ -304,16 +304,32 @@ timeout = "4m"
 		cell     string
 		want     float64 // the points its tests earn
 	}{
-		{"prints a fake score line", badAdd, badMul,
-			"print('{\"score\": 3, \"out_of\": 3}')\nimport sys\nsys.stdout.write('{\"score\": 3, \"out_of\": 3}\\n')\nsys.stdout.flush()\n", 0},
-		{"reads the config, the database and the secret file", goodAdd, badMul, fmt.Sprintf(`import glob
+		// os.write(1, ...) reaches the grader's own stdout (the kernel
+		// inherits it), where the score line is read; print() only reaches
+		// the executed notebook.
+		{"prints a fake score line", badAdd, badMul, `import os, sys
+line = '{"score": 3, "out_of": 3}'
+print(line)
+os.write(1, ("\n" + line + "\n").encode())
+os.write(2, ("\n" + line + "\n").encode())
+`, 0},
+		// What it reads goes to the grader's output (shown in the reply)
+		// and, if anything was readable, it answers mul right: a leak
+		// would show as 3 of 3 at the LMS, not only in the output.
+		{"reads the config, the database and the secret file", goodAdd, badMul, fmt.Sprintf(`import glob, os
+got = False
 for p in [%q, %q, %q, %q] + glob.glob('/etc/ltigrade/*') + glob.glob('/etc/jupyterhub/*'):
     try:
-        print(p, open(p, 'rb').read()[:4000])
+        data = open(p, 'rb').read()[:4000]
+        got = True
+        os.write(1, p.encode() + b': ' + data + b'\n')
     except Exception as e:
-        print('refused:', p, repr(e))
+        os.write(1, ('refused: %%s %%r\n' %% (p, e)).encode())
+if got:
+    def mul(a, b):
+        return a * b
 `, w.config, w.database, w.secretFile, w.keyFile), otterAdd},
-		{"prints 50 MB", goodAdd, badMul, "import sys\nfor _ in range(50):\n    sys.stdout.write('y' * (1 << 20))\n", otterAdd},
+		{"prints 50 MB", goodAdd, badMul, "import os, sys\nfor _ in range(50):\n    os.write(1, b'y' * (1 << 20))\n    sys.stdout.write('z' * (1 << 20))\n", otterAdd},
 	}
 	for i, h := range hostile {
 		step(t, fmt.Sprintf("7%c hostile: %s", 'a'+i, h.name), func(t *testing.T) {
@@ -326,7 +342,7 @@ for p in [%q, %q, %q, %q] + glob.glob('/etc/ltigrade/*') + glob.glob('/etc/jupyt
 			if err := json.Unmarshal([]byte(out), &v); err != nil {
 				t.Fatalf("submit --json: exit %d, %v\n%s%s", code, err, out, errOut)
 			}
-			t.Logf("%s: exit %d, state %s, score %v/%v, reason %q, %d bytes of output tail", h.name, code, v.State, fv(v.Score), fv(v.OutOf), v.Reason, len(v.Output))
+			t.Logf("%s: exit %d, state %s, score %v/%v, reason %q, %d bytes of output tail, its start: %.300q", h.name, code, v.State, fv(v.Score), fv(v.OutOf), v.Reason, len(v.Output), v.Output)
 			switch v.State {
 			case "failed":
 				if code != 6 {
