@@ -4,7 +4,7 @@ BIN := bin/ltigrade
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ltigrade/ltigrade/internal/cli.Version=$(VERSION)
 
-.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service bench-pg gen lint clean image deploy-values bench-doctor bench-metrics mutants
+.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service bench-pg gen lint clean image deploy-values bench-doctor bench-metrics bench-submit mutants
 
 build:
 	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ltigrade
@@ -79,6 +79,10 @@ bench-hub: build
 ## bench-batch: 1,000 scores to the LMS double (50 ms latency, then 0): Python lti one by one vs ltigrade score --batch
 bench-batch: build
 	GO="$(GO)" bash scripts/bench-batch.sh
+
+## bench-submit: issue 10's figures (as root): submit-to-delivered latency of an otter notebook (20, median/p90), 30 students at once on W workers (drain time)
+bench-submit: build
+	GO="$(GO)" bash scripts/bench-submit.sh
 
 ## bench-service: remote score through `ltigrade serve` (200 calls, median/p99) and a 1,000-row batch through the service vs direct at 50 ms
 bench-service: build

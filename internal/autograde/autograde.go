@@ -100,7 +100,7 @@ func Grade(ctx context.Context, run Runner, j Job) (*Outcome, error) {
 			sandbox.File{Name: "nbgrader_config.py", Data: []byte(nbgraderConfig)},
 			sandbox.File{Name: "submitted/student/" + assignment + "/" + name, Data: j.Notebook})
 		spec.Argv = []string{"sh", "-c", `"$0" -m nbgrader generate_assignment "$1" --force --log-level=ERROR >/dev/null &&
-"$0" -m nbgrader autograde "$1" --student student --force --log-level=WARNING`, py, assignment}
+"$0" -m nbgrader autograde "$1" --student student --force --log-level=WARN`, py, assignment}
 		spec.Collect = []string{"gradebook.db"}
 		collectGradebook = true
 	case "command":

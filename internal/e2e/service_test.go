@@ -413,8 +413,9 @@ func TestGradingServiceEndToEnd(t *testing.T) {
 // setupService builds ltigrade, writes its config (an LTI 1.1 consumer, an
 // LTI 1.3 key for the JWKS, [service] graders), installs the hook and the
 // service with `ltigrade hub install --service`, and starts the hub and the
-// sandbox LMS.
-func setupService(t *testing.T, env hubEnv) *svcE2E {
+// sandbox LMS. extraConfig is appended to the config file (more tables:
+// submit_test.go's [submit] and [[graders]]).
+func setupService(t *testing.T, env hubEnv, extraConfig ...string) *svcE2E {
 	tmp := t.TempDir()
 	w := &svcE2E{e2e: &e2e{t: t, tmp: tmp}, tokens: map[string]string{}, fullNames: map[string]string{}, rec: &recorder{},
 		prefix: "/services/" + svcName + "/"}
@@ -453,7 +454,7 @@ timeout = "10s"
 
 [service]
 graders = ["group:%s"]
-`, e.database, e.homeTmpl, svcKey, w.secretFile, w.keyFile, e.spool, recordTimeout.String(), graderGroup), 0o600)
+`, e.database, e.homeTmpl, svcKey, w.secretFile, w.keyFile, e.spool, recordTimeout.String(), graderGroup)+strings.Join(extraConfig, "\n"), 0o600)
 	e.ltigrade("keys", "generate", "--out", w.keyFile)
 	w.jwks = e.ltigrade("keys", "jwks", "--key", w.keyFile)
 

@@ -16,7 +16,9 @@
 //	    runs the lmssim LTI 1.1 simulator (no latency) until SIGTERM
 //	benchseed serve-hub -addr 127.0.0.1:0 -token T -user NAME [-group G] [-url-file F]
 //	    a stand-in for JupyterHub's GET /hub/api/user that knows one token,
-//	    for the grading service's benchmark (scripts/bench-service.sh)
+//	    for the grading service's benchmark (scripts/bench-service.sh);
+//	    -student-token-prefix P also takes P+NAME as student NAME's token
+//	    (scripts/bench-submit.sh)
 //	benchseed time      -label L [-argsfile F | -runs N] [-warmup 3] [-setup SH]
 //	                    [-match RE] [-items N] -- COMMAND ARGS...
 //	    runs COMMAND (plus one argument per line of -argsfile) as a whole
