@@ -4,7 +4,7 @@ BIN := bin/ltigrade
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ltigrade/ltigrade/internal/cli.Version=$(VERSION)
 
-.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service bench-pg gen lint clean image deploy-values
+.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service bench-pg bench-package package gen lint clean image deploy-values
 
 build:
 	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ltigrade
@@ -83,6 +83,16 @@ bench-batch: build
 ## bench-service: remote score through `ltigrade serve` (200 calls, median/p99) and a 1,000-row batch through the service vs direct at 50 ms
 bench-service: build
 	GO="$(GO)" bash scripts/bench-service.sh
+
+## package: .deb and .rpm for linux/amd64 (and arm64 when aarch64-linux-gnu-gcc
+## is installed) into dist/, with nfpm (scripts/package.sh, docs/packaging.md)
+package:
+	GO="$(GO)" VERSION="$(VERSION)" bash scripts/package.sh
+
+## bench-package: package sizes, and the time from a clean root with the .deb
+## to a launch recorded through `ltigrade sandbox` (root only; docs/benchmarks.md)
+bench-package:
+	GO="$(GO)" VERSION="$(VERSION)" bash scripts/bench-package.sh
 
 ## image: ltigrade's container image (Dockerfile; needs a Docker or Podman engine)
 IMAGE ?= ltigrade:$(VERSION)

@@ -8,6 +8,9 @@
 #            (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 #   FORMATS  "deb rpm" (default), or one of them
 #   DIST     output folder (default dist)
+#   STAGE    folder for the gzipped man pages, changelog and docs (default
+#            $DIST/stage); `scripts/package.sh --stage-only` only fills it,
+#            for goreleaser.yaml's nfpms section
 #
 # The binary is built as the Dockerfile builds it: cgo (mattn/go-sqlite3)
 # linked statically, so the same package runs on any glibc, and the .rpm built
@@ -17,7 +20,7 @@
 # stderr.
 set -euo pipefail
 
-NFPM_VERSION=v2.48.0
+NFPM_VERSION=v2.47.0
 NFPM_MODULE=github.com/goreleaser/nfpm/v2/cmd/nfpm
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +33,11 @@ if [ -z "${ARCHES:-}" ]; then
 	ARCHES=amd64
 	if command -v aarch64-linux-gnu-gcc >/dev/null 2>&1; then ARCHES="amd64 arm64"; fi
 fi
+
+STAGE=${STAGE:-$DIST/stage}
+mkdir -p "$DIST"
+stage_only=false
+[ "${1:-}" != --stage-only ] || stage_only=true
 
 log() { printf 'package: %s\n' "$*" >&2; }
 
@@ -45,15 +53,38 @@ pkg_version() {
 }
 PKG_VERSION=$(pkg_version "$VERSION")
 
+# The files every architecture shares: man pages gzipped (Debian policy),
+# the docs an admin needs on the machine, a changelog dated by the commit.
+stage_files() {
+	local date_epoch
+	date_epoch=$(git log -1 --format=%ct 2>/dev/null || date +%s)
+	rm -rf "$STAGE"
+	mkdir -p "$STAGE/man" "$STAGE/doc"
+	for m in docs/man/*.1; do
+		gzip -9n <"$m" >"$STAGE/man/$(basename "$m").gz"
+	done
+	cp README.md docs/configuration.md docs/jupyterhub.md docs/service.md \
+		docs/grading-sandbox.md docs/packaging.md "$STAGE/doc/"
+	{
+		printf 'ltigrade (%s) unstable; urgency=medium\n\n' "$PKG_VERSION"
+		printf '  * Built from ltigrade %s; the history is the git log of\n' "$VERSION"
+		printf '    https://github.com/ltigrade/ltigrade.\n\n'
+		printf ' -- ltigrade maintainers <maintainers@users.noreply.r-seed-60c7feef.example>  %s\n' \
+			"$(LC_ALL=C date -u -R -d "@$date_epoch")"
+	} | gzip -9n >"$STAGE/changelog.gz"
+	chmod 0644 "$STAGE"/man/* "$STAGE"/doc/* "$STAGE/changelog.gz"
+}
+stage_files
+if $stage_only; then
+	log "staged into $STAGE"
+	exit 0
+fi
+
 nfpm=$repo/.cache/tools/nfpm-$NFPM_VERSION/nfpm
 if [ ! -x "$nfpm" ]; then
 	log "building nfpm $NFPM_VERSION (once, into .cache/tools)"
 	GOBIN=$(dirname "$nfpm") GOFLAGS=-buildvcs=false "$GO" install "$NFPM_MODULE@$NFPM_VERSION"
 fi
-
-# The commit's time, not the build's, dates the changelog.
-date_epoch=$(git log -1 --format=%ct 2>/dev/null || date +%s)
-mkdir -p "$DIST"
 
 for arch in $ARCHES; do
 	case $arch in
@@ -61,9 +92,8 @@ for arch in $ARCHES; do
 	arm64) cc=${CC_ARM64:-aarch64-linux-gnu-gcc} ;;
 	*) log "unknown arch $arch (amd64 or arm64)"; exit 2 ;;
 	esac
-	stage=$DIST/stage-$arch
-	rm -rf "$stage"
-	mkdir -p "$stage/man" "$stage/doc"
+	bindir=$DIST/bin-$arch
+	mkdir -p "$bindir"
 
 	log "building ltigrade $VERSION for linux/$arch (CC=$cc)"
 	# The flags of the Dockerfile and goreleaser.yaml: osusergo and netgo keep
@@ -72,26 +102,12 @@ for arch in $ARCHES; do
 	CGO_ENABLED=1 GOOS=linux GOARCH=$arch CC=$cc "$GO" build -trimpath \
 		-tags osusergo,netgo,sqlite_omit_load_extension \
 		-ldflags "-s -w -linkmode external -extldflags -static -X github.com/ltigrade/ltigrade/internal/cli.Version=$VERSION" \
-		-o "$stage/ltigrade" ./cmd/ltigrade
-
-	for m in docs/man/*.1; do
-		gzip -9n <"$m" >"$stage/man/$(basename "$m").gz"
-	done
-	cp README.md docs/configuration.md docs/jupyterhub.md docs/service.md \
-		docs/grading-sandbox.md docs/packaging.md "$stage/doc/"
-	{
-		printf 'ltigrade (%s) unstable; urgency=medium\n\n' "$PKG_VERSION"
-		printf '  * Built from ltigrade %s; the history is the git log of\n' "$VERSION"
-		printf '    https://github.com/ltigrade/ltigrade.\n\n'
-		printf ' -- ltigrade maintainers <maintainers@users.noreply.r-seed-60c7feef.example>  %s\n' \
-			"$(LC_ALL=C date -u -R -d "@$date_epoch")"
-	} | gzip -9n >"$stage/changelog.gz"
-	chmod 0644 "$stage"/man/* "$stage"/doc/* "$stage/changelog.gz"
+		-o "$bindir/ltigrade" ./cmd/ltigrade
 
 	for format in $FORMATS; do
 		out=$DIST/ltigrade_${PKG_VERSION}_linux_${arch}.$format
 		rm -f "$out"
-		STAGE=$stage GOARCH=$arch PKG_VERSION=$PKG_VERSION \
+		STAGE=$STAGE BINARY=$bindir/ltigrade GOARCH=$arch PKG_VERSION=$PKG_VERSION \
 			"$nfpm" package --config packaging/nfpm.yaml --packager "$format" --target "$out" >&2
 		printf '%s\n' "$out"
 	done
