@@ -83,7 +83,8 @@ fi
 nfpm=$repo/.cache/tools/nfpm-$NFPM_VERSION/nfpm
 if [ ! -x "$nfpm" ]; then
 	log "building nfpm $NFPM_VERSION (once, into .cache/tools)"
-	GOBIN=$(dirname "$nfpm") GOFLAGS=-buildvcs=false "$GO" install "$NFPM_MODULE@$NFPM_VERSION"
+	# Exit 3, as the other env scripts do, when the module proxy is unreachable.
+	GOBIN=$(dirname "$nfpm") GOFLAGS=-buildvcs=false "$GO" install "$NFPM_MODULE@$NFPM_VERSION" || exit 3
 fi
 
 for arch in $ARCHES; do
