@@ -728,7 +728,8 @@ func (r *throwawayRoot) chroot(args ...string) (string, error) {
 }
 
 func (r *throwawayRoot) exists(p string) bool {
-	_, err := r.ns("test", "-e", filepath.Join(r.dir, p))
+	// Inside the root, so the absolute links systemctl makes resolve there.
+	_, err := r.chroot("test", "-e", "/"+p)
 	return err == nil
 }
 
@@ -786,7 +787,7 @@ func TestDebInstallUpgradeRemovePurge(t *testing.T) {
 
 	// An admin edits the config and shares the folder with the grader group.
 	cfg := filepath.Join(r.dir, "etc/ltigrade/config.toml")
-	edited := "\n# edited by the admin\n[passback]\n"
+	edited := "\n# edited by the admin\n"
 	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -847,5 +848,64 @@ func TestDebInstallUpgradeRemovePurge(t *testing.T) {
 	}
 	if out, err := r.ns("dpkg-query", "--root="+r.dir, "-W", "-f", "${Status}", "ltigrade"); err == nil && strings.Contains(string(out), "installed") && !strings.Contains(string(out), "not-installed") {
 		t.Errorf("dpkg still lists ltigrade after purge: %s", out)
+	}
+}
+
+// TestServeUnitCapabilitiesRunTheSandbox runs the grading sandbox's own tests
+// under ltigrade-serve.service's CapabilityBoundingSet and NoNewPrivileges
+// (setpriv applies both, as systemd would), so the unit's hardening cannot
+// take away what server-side grading needs. It also checks the harness: the
+// same tests without CAP_SYS_ADMIN must fail.
+func TestServeUnitCapabilitiesRunTheSandbox(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the grading sandbox needs root; CI runs as root")
+	}
+	needTool(t, "setpriv", "util-linux")
+	unit, err := os.ReadFile(filepath.Join(repo, "packaging", "systemd", "ltigrade-serve.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var caps []string
+	nnp := false
+	for _, line := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapabilityBoundingSet="); ok {
+			for _, c := range strings.Fields(v) {
+				caps = append(caps, strings.ToLower(strings.TrimPrefix(c, "CAP_")))
+			}
+		}
+		nnp = nnp || strings.TrimSpace(line) == "NoNewPrivileges=yes"
+	}
+	if len(caps) == 0 {
+		t.Fatal("ltigrade-serve.service sets no CapabilityBoundingSet")
+	}
+	bin := filepath.Join(workDir, "sandbox.test")
+	build := exec.Command("go", "test", "-c", "-o", bin, "./internal/sandbox/")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go test -c ./internal/sandbox: %v\n%s", err, out)
+	}
+	runUnder := func(caps []string) ([]byte, error) {
+		args := []string{"--bounding-set", "-all,+" + strings.Join(caps, ",+"), "--inh-caps", "-all"}
+		if nnp {
+			args = append(args, "--no-new-privs")
+		}
+		args = append(args, "--", bin, "-test.count=1",
+			"-test.run", "^(TestRunReturnsOutputExitCodeAndFiles|TestProgramIsUnprivileged|TestNoNetwork|TestTimeoutLeavesNothingBehind|TestOnlyTheSystemAndGivenPathsAreVisible|TestSeccompFilter)$")
+		cmd := exec.Command("setpriv", args...)
+		cmd.Dir = filepath.Join(repo, "internal", "sandbox")
+		cmd.Env = append(os.Environ(), "LTIGRADE_SANDBOX_TESTS=require")
+		return cmd.CombinedOutput()
+	}
+	if out, err := runUnder(caps); err != nil {
+		t.Errorf("the sandbox tests fail under the unit's capabilities %v (no-new-privs %v): %v\n%s", caps, nnp, err, out)
+	}
+	var less []string
+	for _, c := range caps {
+		if c != "sys_admin" {
+			less = append(less, c)
+		}
+	}
+	if out, err := runUnder(less); err == nil {
+		t.Errorf("the sandbox tests pass without CAP_SYS_ADMIN: setpriv is not restricting them\n%s", out)
 	}
 }
