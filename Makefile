@@ -4,7 +4,7 @@ BIN := bin/ltigrade
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ltigrade/ltigrade/internal/cli.Version=$(VERSION)
 
-.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service bench-pg gen lint clean image deploy-values bench-doctor bench-metrics bench-submit mutants
+.PHONY: build demo test test-go python-env fuzz bench bench-hub bench-batch bench-service bench-pg gen lint clean image deploy-values bench-doctor bench-metrics bench-submit bench-package package mutants
 
 build:
 	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ltigrade
@@ -99,6 +99,16 @@ bench-metrics:
 	rc=0; LTIGRADE_TEST_PG_DSN="$$(printf "%s\n" "$$env" | sed -n "s/^LTIGRADE_TEST_PG_DSN=//p")" \
 		$(GO) test -run=NONE -bench=Scrape -benchtime=50x ./internal/metrics/ || rc=$$?; \
 	[ -z "$$env" ] || bash scripts/postgres-env.sh stop; exit $$rc
+
+## package: .deb and .rpm for linux/amd64 (and arm64 when aarch64-linux-gnu-gcc
+## is installed) into dist/, with nfpm (scripts/package.sh, docs/packaging.md)
+package:
+	GO="$(GO)" VERSION="$(VERSION)" bash scripts/package.sh
+
+## bench-package: package sizes, and the time from a clean root with the .deb
+## to a launch recorded through `ltigrade sandbox` (root only; docs/benchmarks.md)
+bench-package:
+	GO="$(GO)" VERSION="$(VERSION)" bash scripts/bench-package.sh
 
 ## image: ltigrade's container image (Dockerfile; needs a Docker or Podman engine)
 IMAGE ?= ltigrade:$(VERSION)
