@@ -100,6 +100,10 @@ var copyTables = []copyTable{
 		conv: func(v []any) []any { v[2] = micro(v[2]); return v }, key: "cache_key"},
 	{name: "lineitem_labels", cols: []string{"lineitem", "label", "checked_at"},
 		conv: func(v []any) []any { v[2] = micro(v[2]); return v }, key: "lineitem"},
+	// when each kind of run (a full sync) last finished: the metrics'
+	// last-sync figure
+	{name: "runs", cols: []string{"name", "finished_at"},
+		conv: func(v []any) []any { v[1] = micro(v[1]); return v }, key: "name"},
 }
 
 // CopySQLite copies a SQLite store (launches, sessions, course notebooks,

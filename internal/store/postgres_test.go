@@ -161,6 +161,10 @@ func TestCopySQLite(t *testing.T) {
 	got, _ := src.ClaimIDs(ctx, store.Claim{Owner: "o", Now: now, LeaseUntil: now.Add(time.Minute)}, []int64{ps[0].ID})
 	src.Complete(ctx, "o", now, map[int64]store.Result{got[0].ID: {Status: store.StatusSent}})
 	src.PutToken(ctx, "k", "tok", now.Add(time.Hour))
+	lastSync := now.Add(-3 * time.Minute)
+	if err := src.SyncFinished(ctx, lastSync); err != nil {
+		t.Fatal(err)
+	}
 	want, _ := src.ListSessions(ctx, store.SessionFilter{All: true})
 	wantPB, _ := src.ListPassbacks(ctx, store.PassbackFilter{})
 	src.Close()
@@ -187,6 +191,9 @@ func TestCopySQLite(t *testing.T) {
 	}
 	if tok, _, ok, _ := dst.Token(ctx, "k", now); !ok || tok != "tok" {
 		t.Fatal("token cache not copied")
+	}
+	if ob, err := dst.OutboxStats(ctx); err != nil || !ob.LastSync.Equal(lastSync) {
+		t.Fatalf("last sync after the copy: %v (%v), want %v", ob.LastSync, err, lastSync)
 	}
 	l, err := dst.RecordLaunch(ctx, storetest.MkLaunch("dave", "hw1", now))
 	if err != nil || l.ID <= sess[2].ID || l.LaunchID <= int64(len(want)) {
