@@ -119,11 +119,17 @@ func (g *Local) resolveOwn(ctx context.Context, r ResolveRequest) (*resolve.Resu
 	if g.CatchUp != nil {
 		g.CatchUp(ctx)
 	}
+	return g.resolveFrom(ctx, r, g.Store)
+}
+
+// resolveFrom is resolveOwn reading from src (a batch's cache) without
+// catching up with the spool (the batch did, once).
+func (g *Local) resolveFrom(ctx context.Context, r ResolveRequest, src resolve.Sessions) (*resolve.Result, error) {
 	cwd := r.Cwd
 	if cwd == "" {
 		cwd = g.Cwd
 	}
-	rv := &resolve.Resolver{Store: g.Store, Layout: g.Config.Paths.Layout(), Cwd: cwd}
+	rv := &resolve.Resolver{Store: src, Layout: g.Config.Paths.Layout(), Cwd: cwd}
 	res, err := rv.Resolve(ctx, r.Notebook, r.User)
 	if res != nil {
 		if res.Match.Session.Origin == "roster" {
@@ -140,8 +146,17 @@ func (g *Local) resolveOwn(ctx context.Context, r ResolveRequest) (*resolve.Resu
 // Target finds the session a command acts on: launch (an explicit choice)
 // when set, else what the notebook resolves to.
 func (g *Local) Target(ctx context.Context, r ResolveRequest, launchID int64) (*store.Session, *resolve.Result, error) {
+	if launchID == 0 && g.CatchUp != nil {
+		g.CatchUp(ctx)
+	}
+	return g.target(ctx, r, launchID, g.Store)
+}
+
+// target is Target reading the student's own sessions from src, without
+// catching up with the spool.
+func (g *Local) target(ctx context.Context, r ResolveRequest, launchID int64, src resolve.Sessions) (*store.Session, *resolve.Result, error) {
 	if launchID == 0 {
-		res, err := g.resolveOwn(ctx, r)
+		res, err := g.resolveFrom(ctx, r, src)
 		if nf, ok := asNotFound(err); ok && len(nf.Tried) == 1 {
 			// Not the student's own launch: an LTI 1.3 roster may still
 			// place it (a student who never launched the assignment).
