@@ -132,6 +132,7 @@ func (g *Local) Batch(ctx context.Context, r BatchRequest, progress func(status 
 		g.CatchUp(ctx)
 	}
 	cache := resolve.NewCache(g.Store)
+	loads := g.newLoadMemo()
 	var users []string
 	for _, row := range r.Rows {
 		if u, err := launch.NormalizeUsername(row.Username); err == nil && row.Username != "" {
@@ -183,7 +184,7 @@ func (g *Local) Batch(ctx context.Context, r BatchRequest, progress func(status 
 			// student: their next row must see it.
 			cache.Forget(sess.Username)
 		}
-		if err := g.Preflight(sess); err != nil {
+		if err := g.preflight(sess, loads.secret, loads.platform); err != nil {
 			code, _ := ExitCode(err)
 			su, later := SecretUnavailable(err)
 			switch {
@@ -244,6 +245,7 @@ func (g *Local) Batch(ctx context.Context, r BatchRequest, progress func(status 
 		conc = g.Config.Passback.Concurrency
 	}
 	eng := g.engine(conc)
+	eng.Sender = g.senderWith(conc, loads.secret, loads.platform)
 	var mu sync.Mutex
 	err := eng.SendBatch(ctx, sendable, min(g.Config.Passback.Timeout, 5*time.Second), func(p *store.Passback, out passback.Outcome) {
 		mu.Lock()

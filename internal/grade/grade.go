@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/ltigrade/ltigrade/internal/ags"
@@ -191,14 +192,20 @@ func (g *Local) target(ctx context.Context, r ResolveRequest, launchID int64, sr
 // is configured but its secret or key cannot be loaded right now: a score
 // can still be journaled, and waits in the queue for the fix.
 func (g *Local) Preflight(s *store.Session) error {
+	return g.preflight(s, g.secret, g.Platform)
+}
+
+// preflight is Preflight loading secrets and keys through secret and
+// platform (a batch's memo).
+func (g *Local) preflight(s *store.Session, secret func(key string) (string, error), platform func(issuer, clientID string) (ags.Platform, error)) error {
 	if s.Version == "1.3" {
-		return g.agsPreflight(s)
+		return g.agsPreflight(s, platform)
 	}
 	if s.OutcomeURL == "" || s.SourcedID == "" {
 		return WithCode(ExitNoSession, fmt.Errorf("launch %d of %s has no outcome service: the LMS did not ask for grades on %q", s.LaunchID, s.Username, s.ResourceLinkTitle),
 			"make the LMS assignment graded (it then sends lis_outcome_service_url) and have the student launch it again")
 	}
-	if _, err := g.Config.ConsumerSecret(s.Platform); err != nil {
+	if _, err := secret(s.Platform); err != nil {
 		return consumerErr(err)
 	}
 	return nil
@@ -221,7 +228,7 @@ func SecretUnavailable(err error) (*config.SecretUnavailableError, bool) {
 	return su, errors.As(err, &su)
 }
 
-func (g *Local) agsPreflight(s *store.Session) error {
+func (g *Local) agsPreflight(s *store.Session, platform func(issuer, clientID string) (ags.Platform, error)) error {
 	if s.LineItem == "" && s.LineItems == "" {
 		return WithCode(ExitNoSession, fmt.Errorf("launch %d of %s has no grade service: the platform sent no AGS endpoint claim for %q", s.LaunchID, s.Username, s.ResourceLinkTitle),
 			"enable Assignment and Grade Services for the tool in the LMS, make the link graded, and have the student launch it again")
@@ -229,7 +236,7 @@ func (g *Local) agsPreflight(s *store.Session) error {
 	if len(s.AGSScopes) > 0 && !hasScope(s.AGSScopes, ags.ScopeScore) {
 		return WithCode(ExitNoSession, fmt.Errorf("launch %d of %s does not grant the AGS score scope", s.LaunchID, s.Username), "add the score scope to the tool's registration in the LMS")
 	}
-	if _, err := g.Platform(s.Platform, s.ClientID); err != nil {
+	if _, err := platform(s.Platform, s.ClientID); err != nil {
 		if _, ok := SecretUnavailable(err); ok {
 			return err
 		}
@@ -288,14 +295,20 @@ func (g *Local) AGSClient(senders int) *ags.Client {
 // Sender sends passbacks of either protocol with senders kept-alive
 // connections per LMS host.
 func (g *Local) Sender(senders int) passback.Sender {
+	return g.senderWith(senders, g.secret, g.Platform)
+}
+
+// senderWith is Sender loading secrets and keys through secret and
+// platform.
+func (g *Local) senderWith(senders int, secret func(key string) (string, error), platform func(issuer, clientID string) (ags.Platform, error)) passback.Sender {
 	st := g.Store
-	agsSender := &passback.AGSSender{Client: g.AGSClient(senders), Platform: g.Platform,
+	agsSender := &passback.AGSSender{Client: g.AGSClient(senders), Platform: platform,
 		Found: func(ctx context.Context, p *store.Passback, lineitem string) {
 			// Best effort: a failed write only costs another lookup.
 			_ = st.SetLineItem(ctx, p.LaunchID, p.SessionID, lineitem)
 		}}
 	return passback.Protocols{
-		"lti11": &passback.LTI11Sender{Client: &lti11.Client{HTTP: g.httpClient(senders)}, Secret: g.secret},
+		"lti11": &passback.LTI11Sender{Client: &lti11.Client{HTTP: g.httpClient(senders)}, Secret: secret},
 		"ags":   agsSender,
 	}
 }
@@ -312,4 +325,53 @@ func (g *Local) secret(key string) (string, error) {
 func (g *Local) engine(senders int) *passback.Engine {
 	return &passback.Engine{Store: g.Store, Timeout: g.Config.Passback.Timeout, Concurrency: max(senders, 1),
 		Now: g.now, Sender: g.Sender(senders)}
+}
+
+// loadMemo remembers, for one batch, what loading each consumer's secret
+// and each platform's key gave: read from disk once per batch instead of
+// once per row and again per send (a tenth of a large batch's time). A
+// batch acts at one moment, as it resolves from one snapshot; the next
+// command reads the files afresh. Nothing here is printed.
+type loadMemo struct {
+	g         *Local
+	mu        sync.Mutex
+	secrets   map[string]secretLoad
+	platforms map[[2]string]platformLoad
+}
+
+type secretLoad struct {
+	s   string
+	err error
+}
+
+type platformLoad struct {
+	p   ags.Platform
+	err error
+}
+
+func (g *Local) newLoadMemo() *loadMemo {
+	return &loadMemo{g: g, secrets: map[string]secretLoad{}, platforms: map[[2]string]platformLoad{}}
+}
+
+func (m *loadMemo) secret(key string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.secrets[key]
+	if !ok {
+		l.s, l.err = m.g.secret(key)
+		m.secrets[key] = l
+	}
+	return l.s, l.err
+}
+
+func (m *loadMemo) platform(issuer, clientID string) (ags.Platform, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := [2]string{issuer, clientID}
+	l, ok := m.platforms[k]
+	if !ok {
+		l.p, l.err = m.g.Platform(issuer, clientID)
+		m.platforms[k] = l
+	}
+	return l.p, l.err
 }

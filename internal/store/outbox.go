@@ -49,6 +49,12 @@ func (s *SQLite) Enqueue(ctx context.Context, ps []*Passback) error {
 		return s.wrap(err)
 	}
 	defer stmt.Close()
+	// Prepared once for the whole journal, not parsed again per row.
+	supersede, err := tx.PrepareContext(ctx, supersedeSQL+` AND session_id = ?`)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer supersede.Close()
 	for _, p := range ps {
 		if p.CreatedAt.IsZero() {
 			p.CreatedAt = time.Now()
@@ -69,7 +75,7 @@ func (s *SQLite) Enqueue(ctx context.Context, ps []*Passback) error {
 		p.ID, _ = res.LastInsertId()
 		// The newest score of a session makes its older unsent ones moot.
 		now := micros(time.Now())
-		if _, err := tx.ExecContext(ctx, supersedeSQL+` AND session_id = ?`, now, now, p.SessionID); err != nil {
+		if _, err := supersede.ExecContext(ctx, now, now, p.SessionID); err != nil {
 			return s.wrap(err)
 		}
 	}
