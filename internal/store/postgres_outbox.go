@@ -51,9 +51,9 @@ func collectPassbacks(rows pgx.Rows) ([]Passback, error) {
 }
 
 // pgSupersede is supersedeSQL with "now" the expression NOW (see at);
-// callers add the sessions it applies to. The status is compared as an
-// expression (status || ”) so that no index on it can serve the
-// condition: with a 20,000-row batch queued the planner otherwise walked
+// callers add the sessions it applies to. The status is compared after a
+// concatenation with the empty string, so that no index on it can serve
+// the condition: with a 20,000-row batch queued the planner otherwise walked
 // every pending row (the status index, ORed with passbacks_leased) for
 // each claim of 256, 325 ms a claim, instead of the claimed sessions' few
 // rows by passbacks_session.
