@@ -598,6 +598,10 @@ func (s *Postgres) UserSessions(ctx context.Context, username string) ([]Session
 	return s.sessions(ctx, pgSessionSelect+` WHERE s.username = $1 ORDER BY s.launched_at DESC, s.id DESC`, username)
 }
 
+// pgSessionSelectNoAuth is pgSessionSelect without the launch's auth
+// state (see sessionSelectNoAuth).
+var pgSessionSelectNoAuth = strings.Replace(pgSessionSelect, "l.auth_state", "''::bytea AS auth_state", 1)
+
 // UsersSessions implements Store: one query per chunk of names, each a
 // lookup on sessions_username.
 func (s *Postgres) UsersSessions(ctx context.Context, usernames []string) (map[string][]Session, error) {
@@ -605,7 +609,7 @@ func (s *Postgres) UsersSessions(ctx context.Context, usernames []string) (map[s
 	names := dedupe(usernames)
 	for len(names) > 0 {
 		n := min(len(names), 5000)
-		got, err := s.sessions(ctx, pgSessionSelect+` WHERE s.username = ANY($1)
+		got, err := s.sessions(ctx, pgSessionSelectNoAuth+` WHERE s.username = ANY($1)
 			ORDER BY s.username, s.launched_at DESC, s.id DESC`, names[:n])
 		if err != nil {
 			return nil, err

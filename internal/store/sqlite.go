@@ -624,6 +624,11 @@ func (s *SQLite) UserSessions(ctx context.Context, username string) ([]Session, 
 	return out, s.wrap(rows.Err())
 }
 
+// sessionSelectNoAuth is sessionSelect without the launch's auth_state
+// (left empty): the hub's whole auth state is most of a launch row's
+// bytes, and resolving never reads it.
+var sessionSelectNoAuth = strings.Replace(sessionSelect, "l.auth_state", "'' AS auth_state", 1)
+
 // usersChunk bounds the usernames of one UsersSessions query (SQLite's
 // limit on bound variables is 32,766; a smaller IN list keeps each
 // query's plan an index lookup per name).
@@ -640,7 +645,7 @@ func (s *SQLite) UsersSessions(ctx context.Context, usernames []string) (map[str
 			args[i] = u
 		}
 		names = names[n:]
-		rows, err := s.db.QueryContext(ctx, sessionSelect+` WHERE s.username IN (`+placeholders(n)+`)
+		rows, err := s.db.QueryContext(ctx, sessionSelectNoAuth+` WHERE s.username IN (`+placeholders(n)+`)
 			ORDER BY s.username, s.launched_at DESC, s.id DESC`, args...)
 		if err != nil {
 			return nil, s.wrap(err)

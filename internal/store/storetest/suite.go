@@ -294,6 +294,18 @@ func testUsersSessions(t *testing.T, b Backend) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		for i := range want {
+			if i < len(got[u]) {
+				g := got[u][i]
+				if len(g.AuthState) != 0 {
+					t.Fatalf("%s: UsersSessions filled AuthState", u)
+				}
+				g.AuthState, want[i].AuthState = nil, nil
+				if fmt.Sprint(g) != fmt.Sprint(want[i]) {
+					t.Fatalf("%s: UsersSessions %+v\nUserSessions %+v", u, g, want[i])
+				}
+			}
+		}
 		var w, g []string
 		for _, x := range want {
 			w = append(w, fmt.Sprintf("%d/%d/%s/%d", x.ID, x.LaunchID, x.SourcedID, x.LaunchCount))
