@@ -180,3 +180,48 @@ func TestSendBatchCrashBeforeFlushResends(t *testing.T) {
 		}
 	}
 }
+
+// Rows claimed ahead of the workers are sent only while their lease still
+// holds a whole 2 × Timeout from the send's start (the window in which
+// the LMS is expected to act on a request); rows that waited longer
+// behind sends that turned slow are handed back and claimed again, never
+// sent on a short lease, and every row is still sent exactly once.
+func TestSendBatchSendsClaimedAheadOnlyWithinTheirLease(t *testing.T) {
+	base := openStore(t, filepath.Join(t.TempDir(), "db"))
+	ps := batchRows(t, base, 300, "0.5")
+	const timeout = 200 * time.Millisecond
+	var mu sync.Mutex
+	sends := map[int64]int{}
+	short := 0
+	e := &Engine{Store: base, Concurrency: 4, Timeout: timeout, Sender: SenderFunc(func(ctx context.Context, p *store.Passback) Outcome {
+		mu.Lock()
+		sends[p.ID]++
+		n := len(sends)
+		// The engine decides before the goroutine runs; timeout/8 of slack
+		// keeps a late-scheduled goroutine on a busy machine from failing
+		// this, while a row sent after waiting on slow sends misses by far.
+		if p.LeaseUntil == nil || time.Now().Add(2*timeout-timeout/8).After(*p.LeaseUntil) {
+			short++
+		}
+		mu.Unlock()
+		// Fast at first (the engine then claims far ahead), then slow.
+		if n > 100 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return Outcome{Status: store.StatusSent}
+	})}
+	reported := map[int64]string{}
+	if err := e.SendBatch(context.Background(), ps, 10*time.Second, func(p *store.Passback, o Outcome) {
+		reported[p.ID] = o.Status
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if short > 0 {
+		t.Errorf("%d sends started with less than 2 × timeout of lease left", short)
+	}
+	for _, p := range ps {
+		if sends[p.ID] != 1 || reported[p.ID] != store.StatusSent {
+			t.Errorf("row %d: %d sends, reported %q", p.ID, sends[p.ID], reported[p.ID])
+		}
+	}
+}
