@@ -20,7 +20,8 @@
 # Knobs: BENCH_PG_DSN, LTIGRADE_BENCH_DIR, BENCH_USERS (100000),
 # BENCH_LAUNCHES (10), BENCH_LINKS (5), BENCH_RUNS (50), BENCH_WARMUP (3),
 # BENCH_SYNC_N (5000), BENCH_SYNC_RUNS (3 at 0 ms, 1 at 50 ms),
-# BENCH_BATCH_N (20000), BENCH_BATCH_RUNS (3), BENCH_STORES ("sqlite postgres").
+# BENCH_BATCH_N (20000), BENCH_BATCH_RUNS (3), BENCH_STORES ("sqlite postgres"),
+# BENCH_PARTS ("record sync batch": which of the three sections to run).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,6 +39,7 @@ SYNC_RUNS=${BENCH_SYNC_RUNS:-3}
 BATCH_N=${BENCH_BATCH_N:-20000}
 BATCH_RUNS=${BENCH_BATCH_RUNS:-3}
 STORES=${BENCH_STORES:-sqlite postgres}
+PARTS=" ${BENCH_PARTS:-record sync batch} "
 KEY=ds100-canvas
 DIR=${LTIGRADE_BENCH_DIR:-/tmp/ltigrade-bench}
 
@@ -123,6 +125,7 @@ echo "# bench-pg: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -sr), lti
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # 1. record and resolve on 1M launches --------------------------------------
+if [[ $PARTS == *" record "* ]]; then
 "$SEED" inputs -dir "$DIR/inputs" -users "$USERS" -links "$LINKS" -n $((RUNS + WARMUP)) -home "/home/jupyter-{username}"
 "$SEED" time -label --version -runs "$RUNS" -warmup "$WARMUP" -- "$BIN" --version
 for st in $STORES; do
@@ -136,6 +139,7 @@ for st in $STORES; do
 	"$SEED" time -label "$st resolve" -argsfile "$DIR/inputs/resolve.args" -warmup "$WARMUP" \
 		-match 'matched by (notebook|folder)' -- "$BIN" --config "$DIR/$st-record.toml" resolve
 done
+fi
 
 # 2. sync --now, 1 and 4 processes, 0 and 50 ms -----------------------------
 start_lms() { # LATENCY -> sets URL
@@ -148,6 +152,7 @@ start_lms() { # LATENCY -> sets URL
 stop_lms() { kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'; }
 
 for lat in 0ms 50ms; do
+	[[ $PARTS == *" sync "* ]] || break
 	start_lms "$lat"
 	runs=$SYNC_RUNS
 	[[ $lat == 0ms ]] || runs=1
@@ -166,13 +171,14 @@ for lat in 0ms 50ms; do
 done
 
 # 3. score --batch of BATCH_N rows at zero latency --------------------------
-start_lms 0ms
+[[ $PARTS == *" batch "* ]] && start_lms 0ms
 for st in $STORES; do
+	[[ $PARTS == *" batch "* ]] || break
 	cfg=$DIR/$st-sync.toml
 	config "$st" "$(db_of "$st" queue)" "$cfg"
 	setup=$(printf '%q ' "$SEED" passbacks -q -queue=false -csv "$DIR/batch.csv" -db "$(seeddsn "$st" queue)" -n "$BATCH_N" -url "$URL" -key "$KEY")
 	"$SEED" time -label "$st score --batch" -runs "$BATCH_RUNS" -warmup 0 -setup "$setup" \
 		-match "\"sent\": $BATCH_N," -items "$BATCH_N" -unit scores -- "$BIN" --config "$cfg" score --batch "$DIR/batch.csv" --json
 done
-stop_lms
+[[ $PARTS == *" batch "* ]] && stop_lms
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

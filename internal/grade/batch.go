@@ -10,6 +10,7 @@ import (
 
 	"github.com/ltigrade/ltigrade/internal/batch"
 	"github.com/ltigrade/ltigrade/internal/config"
+	"github.com/ltigrade/ltigrade/internal/launch"
 	"github.com/ltigrade/ltigrade/internal/passback"
 	"github.com/ltigrade/ltigrade/internal/resolve"
 	"github.com/ltigrade/ltigrade/internal/score"
@@ -124,6 +125,23 @@ func (g *Local) Batch(ctx context.Context, r BatchRequest, progress func(status 
 	var problems []string
 	seenSecret := map[string]bool{}
 	now := g.now()
+	// Resolve from one snapshot: the spool recorded once, then every named
+	// user's sessions fetched in a few queries, each course's and link's
+	// facts read once (a query per row was a quarter of a large batch).
+	if g.CatchUp != nil {
+		g.CatchUp(ctx)
+	}
+	cache := resolve.NewCache(g.Store)
+	loads := g.newLoadMemo()
+	var users []string
+	for _, row := range r.Rows {
+		if u, err := launch.NormalizeUsername(row.Username); err == nil && row.Username != "" {
+			users = append(users, u)
+		}
+	}
+	if err := cache.Prefetch(ctx, users); err != nil {
+		return nil, err
+	}
 	for i, row := range r.Rows {
 		res := &results[i]
 		res.Line, res.Username, res.Notebook = row.Line, row.Username, row.Notebook
@@ -142,7 +160,7 @@ func (g *Local) Batch(ctx context.Context, r BatchRequest, progress func(status 
 			problems = append(problems, fmt.Sprintf("line %d: comment is longer than %d KiB", row.Line, MaxComment>>10))
 			continue
 		}
-		sess, resolved, err := g.Target(ctx, ResolveRequest{Notebook: row.Notebook, User: row.Username, Cwd: r.Cwd}, 0)
+		sess, resolved, err := g.target(ctx, ResolveRequest{Notebook: row.Notebook, User: row.Username, Cwd: r.Cwd}, 0, cache)
 		var nf *resolve.NotFoundError
 		var amb *resolve.AmbiguousError
 		var in *resolve.InputError
@@ -162,8 +180,11 @@ func (g *Local) Batch(ctx context.Context, r BatchRequest, progress func(status 
 		res.Username, res.SessionID = sess.Username, sess.ID
 		if resolved != nil && resolved.Via != "" {
 			res.Via = resolved.Via
+			// The roster placement may have recorded a session for the
+			// student: their next row must see it.
+			cache.Forget(sess.Username)
 		}
-		if err := g.Preflight(sess); err != nil {
+		if err := g.preflight(sess, loads.secret, loads.platform); err != nil {
 			code, _ := ExitCode(err)
 			su, later := SecretUnavailable(err)
 			switch {
@@ -224,6 +245,7 @@ func (g *Local) Batch(ctx context.Context, r BatchRequest, progress func(status 
 		conc = g.Config.Passback.Concurrency
 	}
 	eng := g.engine(conc)
+	eng.Sender = g.senderWith(conc, loads.secret, loads.platform)
 	var mu sync.Mutex
 	err := eng.SendBatch(ctx, sendable, min(g.Config.Passback.Timeout, 5*time.Second), func(p *store.Passback, out passback.Outcome) {
 		mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/ltigrade/ltigrade/internal/ags"
@@ -122,11 +123,17 @@ func (g *Local) resolveOwn(ctx context.Context, r ResolveRequest) (*resolve.Resu
 	if g.CatchUp != nil {
 		g.CatchUp(ctx)
 	}
+	return g.resolveFrom(ctx, r, g.Store)
+}
+
+// resolveFrom is resolveOwn reading from src (a batch's cache) without
+// catching up with the spool (the batch did, once).
+func (g *Local) resolveFrom(ctx context.Context, r ResolveRequest, src resolve.Sessions) (*resolve.Result, error) {
 	cwd := r.Cwd
 	if cwd == "" {
 		cwd = g.Cwd
 	}
-	rv := &resolve.Resolver{Store: g.Store, Layout: g.Config.Paths.Layout(), Cwd: cwd}
+	rv := &resolve.Resolver{Store: src, Layout: g.Config.Paths.Layout(), Cwd: cwd}
 	res, err := rv.Resolve(ctx, r.Notebook, r.User)
 	if res != nil {
 		if res.Match.Session.Origin == "roster" {
@@ -143,8 +150,17 @@ func (g *Local) resolveOwn(ctx context.Context, r ResolveRequest) (*resolve.Resu
 // Target finds the session a command acts on: launch (an explicit choice)
 // when set, else what the notebook resolves to.
 func (g *Local) Target(ctx context.Context, r ResolveRequest, launchID int64) (*store.Session, *resolve.Result, error) {
+	if launchID == 0 && g.CatchUp != nil {
+		g.CatchUp(ctx)
+	}
+	return g.target(ctx, r, launchID, g.Store)
+}
+
+// target is Target reading the student's own sessions from src, without
+// catching up with the spool.
+func (g *Local) target(ctx context.Context, r ResolveRequest, launchID int64, src resolve.Sessions) (*store.Session, *resolve.Result, error) {
 	if launchID == 0 {
-		res, err := g.resolveOwn(ctx, r)
+		res, err := g.resolveFrom(ctx, r, src)
 		if nf, ok := asNotFound(err); ok && len(nf.Tried) == 1 {
 			// Not the student's own launch: an LTI 1.3 roster may still
 			// place it (a student who never launched the assignment).
@@ -179,14 +195,20 @@ func (g *Local) Target(ctx context.Context, r ResolveRequest, launchID int64) (*
 // is configured but its secret or key cannot be loaded right now: a score
 // can still be journaled, and waits in the queue for the fix.
 func (g *Local) Preflight(s *store.Session) error {
+	return g.preflight(s, g.secret, g.Platform)
+}
+
+// preflight is Preflight loading secrets and keys through secret and
+// platform (a batch's memo).
+func (g *Local) preflight(s *store.Session, secret func(key string) (string, error), platform func(issuer, clientID string) (ags.Platform, error)) error {
 	if s.Version == "1.3" {
-		return g.agsPreflight(s)
+		return g.agsPreflight(s, platform)
 	}
 	if s.OutcomeURL == "" || s.SourcedID == "" {
 		return WithCode(ExitNoSession, fmt.Errorf("launch %d of %s has no outcome service: the LMS did not ask for grades on %q", s.LaunchID, s.Username, s.ResourceLinkTitle),
 			"make the LMS assignment graded (it then sends lis_outcome_service_url) and have the student launch it again")
 	}
-	if _, err := g.Config.ConsumerSecret(s.Platform); err != nil {
+	if _, err := secret(s.Platform); err != nil {
 		return consumerErr(err)
 	}
 	return nil
@@ -209,7 +231,7 @@ func SecretUnavailable(err error) (*config.SecretUnavailableError, bool) {
 	return su, errors.As(err, &su)
 }
 
-func (g *Local) agsPreflight(s *store.Session) error {
+func (g *Local) agsPreflight(s *store.Session, platform func(issuer, clientID string) (ags.Platform, error)) error {
 	if s.LineItem == "" && s.LineItems == "" {
 		return WithCode(ExitNoSession, fmt.Errorf("launch %d of %s has no grade service: the platform sent no AGS endpoint claim for %q", s.LaunchID, s.Username, s.ResourceLinkTitle),
 			"enable Assignment and Grade Services for the tool in the LMS, make the link graded, and have the student launch it again")
@@ -217,7 +239,7 @@ func (g *Local) agsPreflight(s *store.Session) error {
 	if len(s.AGSScopes) > 0 && !hasScope(s.AGSScopes, ags.ScopeScore) {
 		return WithCode(ExitNoSession, fmt.Errorf("launch %d of %s does not grant the AGS score scope", s.LaunchID, s.Username), "add the score scope to the tool's registration in the LMS")
 	}
-	if _, err := g.Platform(s.Platform, s.ClientID); err != nil {
+	if _, err := platform(s.Platform, s.ClientID); err != nil {
 		if _, ok := SecretUnavailable(err); ok {
 			return err
 		}
@@ -276,14 +298,20 @@ func (g *Local) AGSClient(senders int) *ags.Client {
 // Sender sends passbacks of either protocol with senders kept-alive
 // connections per LMS host.
 func (g *Local) Sender(senders int) passback.Sender {
+	return g.senderWith(senders, g.secret, g.Platform)
+}
+
+// senderWith is Sender loading secrets and keys through secret and
+// platform.
+func (g *Local) senderWith(senders int, secret func(key string) (string, error), platform func(issuer, clientID string) (ags.Platform, error)) passback.Sender {
 	st := g.Store
-	agsSender := &passback.AGSSender{Client: g.AGSClient(senders), Platform: g.Platform,
+	agsSender := &passback.AGSSender{Client: g.AGSClient(senders), Platform: platform,
 		Found: func(ctx context.Context, p *store.Passback, lineitem string) {
 			// Best effort: a failed write only costs another lookup.
 			_ = st.SetLineItem(ctx, p.LaunchID, p.SessionID, lineitem)
 		}}
 	return passback.Protocols{
-		"lti11": &passback.LTI11Sender{Client: &lti11.Client{HTTP: g.httpClient(senders)}, Secret: g.secret},
+		"lti11": &passback.LTI11Sender{Client: &lti11.Client{HTTP: g.httpClient(senders)}, Secret: secret},
 		"ags":   agsSender,
 	}
 }
@@ -300,4 +328,53 @@ func (g *Local) secret(key string) (string, error) {
 func (g *Local) engine(senders int) *passback.Engine {
 	return &passback.Engine{Store: g.Store, Timeout: g.Config.Passback.Timeout, Concurrency: max(senders, 1),
 		Now: g.now, Sender: g.Sender(senders), Observe: g.OnSend}
+}
+
+// loadMemo remembers, for one batch, what loading each consumer's secret
+// and each platform's key gave: read from disk once per batch instead of
+// once per row and again per send (a tenth of a large batch's time). A
+// batch acts at one moment, as it resolves from one snapshot; the next
+// command reads the files afresh. Nothing here is printed.
+type loadMemo struct {
+	g         *Local
+	mu        sync.Mutex
+	secrets   map[string]secretLoad
+	platforms map[[2]string]platformLoad
+}
+
+type secretLoad struct {
+	s   string
+	err error
+}
+
+type platformLoad struct {
+	p   ags.Platform
+	err error
+}
+
+func (g *Local) newLoadMemo() *loadMemo {
+	return &loadMemo{g: g, secrets: map[string]secretLoad{}, platforms: map[[2]string]platformLoad{}}
+}
+
+func (m *loadMemo) secret(key string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.secrets[key]
+	if !ok {
+		l.s, l.err = m.g.secret(key)
+		m.secrets[key] = l
+	}
+	return l.s, l.err
+}
+
+func (m *loadMemo) platform(issuer, clientID string) (ags.Platform, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := [2]string{issuer, clientID}
+	l, ok := m.platforms[k]
+	if !ok {
+		l.p, l.err = m.g.Platform(issuer, clientID)
+		m.platforms[k] = l
+	}
+	return l.p, l.err
 }

@@ -49,6 +49,12 @@ func (s *SQLite) Enqueue(ctx context.Context, ps []*Passback) error {
 		return s.wrap(err)
 	}
 	defer stmt.Close()
+	// Prepared once for the whole journal, not parsed again per row.
+	supersede, err := tx.PrepareContext(ctx, supersedeSQL+` AND session_id = ?`)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer supersede.Close()
 	for _, p := range ps {
 		if p.CreatedAt.IsZero() {
 			p.CreatedAt = time.Now()
@@ -69,7 +75,7 @@ func (s *SQLite) Enqueue(ctx context.Context, ps []*Passback) error {
 		p.ID, _ = res.LastInsertId()
 		// The newest score of a session makes its older unsent ones moot.
 		now := micros(time.Now())
-		if _, err := tx.ExecContext(ctx, supersedeSQL+` AND session_id = ?`, now, now, p.SessionID); err != nil {
+		if _, err := supersede.ExecContext(ctx, now, now, p.SessionID); err != nil {
 			return s.wrap(err)
 		}
 	}
@@ -271,6 +277,14 @@ func (s *SQLite) Complete(ctx context.Context, owner string, now time.Time, resu
 	}
 	return s.relaxed(ctx, func(tx *sql.Tx) error {
 		n := micros(now)
+		// One prepared statement per form, not one parse per row: a group
+		// holds hundreds of outcomes.
+		stmts := map[string]*sql.Stmt{}
+		defer func() {
+			for _, st := range stmts {
+				st.Close()
+			}
+		}()
 		for id, r := range results {
 			var next, sent any
 			// keep is the lease end kept as the in-flight window when the LMS
@@ -287,10 +301,18 @@ func (s *SQLite) Complete(ctx context.Context, owner string, now time.Time, resu
 			}
 			// The owner check makes a lost lease harmless: if our lease expired
 			// and another process took the row, its outcome is the one kept.
-			_, err := tx.ExecContext(ctx, `UPDATE passbacks SET status = ?, last_error = ?, http_status = ?,
+			st, ok := stmts[keep]
+			if !ok {
+				var err error
+				st, err = tx.PrepareContext(ctx, `UPDATE passbacks SET status = ?, last_error = ?, http_status = ?,
 				next_attempt_at = ?, sent_at = COALESCE(?, sent_at), lease_owner = '', lease_until = `+keep+`, updated_at = ?
-				WHERE id = ? AND status = 'sending' AND lease_owner = ?`,
-				r.Status, r.Message, r.HTTPStatus, next, sent, n, id, owner)
+				WHERE id = ? AND status = 'sending' AND lease_owner = ?`)
+				if err != nil {
+					return s.wrap(err)
+				}
+				stmts[keep] = st
+			}
+			_, err := st.ExecContext(ctx, r.Status, r.Message, r.HTTPStatus, next, sent, n, id, owner)
 			if err != nil {
 				return s.wrap(err)
 			}

@@ -598,6 +598,30 @@ func (s *Postgres) UserSessions(ctx context.Context, username string) ([]Session
 	return s.sessions(ctx, pgSessionSelect+` WHERE s.username = $1 ORDER BY s.launched_at DESC, s.id DESC`, username)
 }
 
+// pgSessionSelectNoAuth is pgSessionSelect without the launch's auth
+// state (see sessionSelectNoAuth).
+var pgSessionSelectNoAuth = strings.Replace(pgSessionSelect, "l.auth_state", "''::bytea AS auth_state", 1)
+
+// UsersSessions implements Store: one query per chunk of names, each a
+// lookup on sessions_username.
+func (s *Postgres) UsersSessions(ctx context.Context, usernames []string) (map[string][]Session, error) {
+	out := map[string][]Session{}
+	names := dedupe(usernames)
+	for len(names) > 0 {
+		n := min(len(names), 5000)
+		got, err := s.sessions(ctx, pgSessionSelectNoAuth+` WHERE s.username = ANY($1)
+			ORDER BY s.username, s.launched_at DESC, s.id DESC`, names[:n])
+		if err != nil {
+			return nil, err
+		}
+		names = names[n:]
+		for _, sess := range got {
+			out[sess.Username] = append(out[sess.Username], sess)
+		}
+	}
+	return out, nil
+}
+
 // UsernamesWithPrefix implements Store: a range scan on the byte-ordered
 // (COLLATE "C") username, as in SQLite; LIKE would treat "%" and "_" in
 // names as wildcards.

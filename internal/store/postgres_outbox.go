@@ -51,9 +51,14 @@ func collectPassbacks(rows pgx.Rows) ([]Passback, error) {
 }
 
 // pgSupersede is supersedeSQL with "now" the expression NOW (see at);
-// callers add the sessions it applies to.
+// callers add the sessions it applies to. The status is compared after a
+// concatenation with the empty string, so that no index on it can serve
+// the condition: with a 20,000-row batch queued the planner otherwise walked
+// every pending row (the status index, ORed with passbacks_leased) for
+// each claim of 256, 325 ms a claim, instead of the claimed sessions' few
+// rows by passbacks_session.
 const pgSupersede = `UPDATE passbacks p SET status = 'superseded', updated_at = statement_timestamp(), lease_owner = ''
-	WHERE (p.status IN ('pending','retry') OR (p.status = 'sending' AND p.lease_until < NOW))
+	WHERE ((p.status || '') IN ('pending','retry') OR ((p.status || '') = 'sending' AND p.lease_until < NOW))
 	AND p.id < (SELECT MAX(q.id) FROM passbacks q WHERE q.session_id = p.session_id)`
 
 // pgClaimable is claimable with "now" the expression NOW.

@@ -630,6 +630,61 @@ func (s *SQLite) UserSessions(ctx context.Context, username string) ([]Session, 
 	return out, s.wrap(rows.Err())
 }
 
+// sessionSelectNoAuth is sessionSelect without the launch's auth_state
+// (left empty): the hub's whole auth state is most of a launch row's
+// bytes, and resolving never reads it.
+var sessionSelectNoAuth = strings.Replace(sessionSelect, "l.auth_state", "'' AS auth_state", 1)
+
+// usersChunk bounds the usernames of one UsersSessions query (SQLite's
+// limit on bound variables is 32,766; a smaller IN list keeps each
+// query's plan an index lookup per name).
+const usersChunk = 500
+
+// UsersSessions implements Store.
+func (s *SQLite) UsersSessions(ctx context.Context, usernames []string) (map[string][]Session, error) {
+	out := map[string][]Session{}
+	names := dedupe(usernames)
+	for len(names) > 0 {
+		n := min(len(names), usersChunk)
+		args := make([]any, n)
+		for i, u := range names[:n] {
+			args[i] = u
+		}
+		names = names[n:]
+		rows, err := s.db.QueryContext(ctx, sessionSelectNoAuth+` WHERE s.username IN (`+placeholders(n)+`)
+			ORDER BY s.username, s.launched_at DESC, s.id DESC`, args...)
+		if err != nil {
+			return nil, s.wrap(err)
+		}
+		for rows.Next() {
+			sess, err := scanSession(rows)
+			if err != nil {
+				rows.Close()
+				return nil, s.wrap(err)
+			}
+			out[sess.Username] = append(out[sess.Username], *sess)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, s.wrap(err)
+		}
+	}
+	return out, nil
+}
+
+// dedupe returns the distinct strings of ss, in their first order.
+func dedupe(ss []string) []string {
+	seen := make(map[string]bool, len(ss))
+	var out []string
+	for _, v := range ss {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // UsernamesWithPrefix implements Store.
 func (s *SQLite) UsernamesWithPrefix(ctx context.Context, prefix string) ([]string, error) {
 	// A range scan instead of LIKE: LIKE is case-insensitive and treats

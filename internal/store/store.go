@@ -216,6 +216,12 @@ type Store interface {
 	ListSessions(ctx context.Context, f SessionFilter) ([]Session, error)
 	// UserSessions returns the current sessions of one user, newest first.
 	UserSessions(ctx context.Context, username string) ([]Session, error)
+	// UsersSessions returns the current sessions of many users at once
+	// (a batch resolves thousands of rows), each user's newest first, as
+	// UserSessions would, except that AuthState is left empty (most of a
+	// launch's bytes, never needed to resolve); users without sessions
+	// have no key.
+	UsersSessions(ctx context.Context, usernames []string) (map[string][]Session, error)
 	// UsernamesWithPrefix lists stored usernames starting with prefix.
 	UsernamesWithPrefix(ctx context.Context, prefix string) ([]string, error)
 	// CourseNotebooks lists the notebooks any launch of a course (platform

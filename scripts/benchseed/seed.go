@@ -332,7 +332,8 @@ func cmdPassbacks(args []string) error {
 }
 
 // resetPostgres empties a PostgreSQL database of ltigrade's tables (the
-// next open creates them again).
+// next open creates them again). Every table of the schema must be named:
+// one left behind makes the next migration fail on a second run.
 func resetPostgres(dsn string) error {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -340,7 +341,7 @@ func resetPostgres(dsn string) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, `DROP TABLE IF EXISTS sessions, launches, course_notebooks, passbacks, ags_tokens, ltigrade_schema, benchseed_params CASCADE`)
+	_, err = conn.Exec(ctx, `DROP TABLE IF EXISTS sessions, launches, course_notebooks, passbacks, ags_tokens, lineitem_labels, submissions, ltigrade_schema, benchseed_params CASCADE`)
 	return err
 }
 

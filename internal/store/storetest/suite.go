@@ -27,6 +27,7 @@ func Run(t *testing.T, b Backend) {
 		{"RecordLaunches", testRecordLaunches},
 		{"ConcurrentRecordSameSession", testConcurrentRecordSameSession},
 		{"ListFiltersAndPrefix", testListFiltersAndPrefix},
+		{"UsersSessions", testUsersSessions},
 		{"CourseNotebooksAndLinkOpenings", testCourseNotebooksAndLinkOpenings},
 		{"LaunchTrustFieldsRoundTrip", testLaunchTrustFieldsRoundTrip},
 		{"Prune", testPrune},
@@ -258,6 +259,71 @@ func testListFiltersAndPrefix(t *testing.T, b Backend) {
 	names, _ = s.UsernamesWithPrefix(bg, "")
 	if fmt.Sprint(names) != "[Alf al_x alice alina bob]" {
 		t.Fatalf("all names: %v", names)
+	}
+}
+
+// UsersSessions is UserSessions for many users in one call: the same
+// sessions in the same order per user, across more names than one query
+// of a store takes, names repeated or unknown.
+func testUsersSessions(t *testing.T, b Backend) {
+	s, _ := b.Open(t)
+	t0 := now0()
+	var ls []*store.Launch
+	var names []string
+	for i := range 1200 {
+		u := fmt.Sprintf("u%04d", i)
+		names = append(names, u)
+		// Every third user has two assignments, the later launched first
+		// in the slice, and one of them launched twice.
+		ls = append(ls, MkLaunch(u, "hw1", t0.Add(time.Duration(i)*time.Second)))
+		if i%3 == 0 {
+			ls = append(ls, MkLaunch(u, "hw2", t0.Add(time.Hour)), MkLaunch(u, "hw1", t0.Add(2*time.Hour)))
+		}
+	}
+	if err := s.RecordLaunches(bg, ls); err != nil {
+		t.Fatal(err)
+	}
+	ask := append(append([]string{"nobody"}, names...), "u0003", "u0000")
+	got, err := s.UsersSessions(bg, ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got["nobody"]; ok || len(got) != len(names) {
+		t.Fatalf("%d users with sessions (want %d), nobody: %v", len(got), len(names), got["nobody"])
+	}
+	for _, u := range names {
+		want, err := s.UserSessions(bg, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if i < len(got[u]) {
+				g := got[u][i]
+				if len(g.AuthState) != 0 {
+					t.Fatalf("%s: UsersSessions filled AuthState", u)
+				}
+				g.AuthState, want[i].AuthState = nil, nil
+				if fmt.Sprint(g) != fmt.Sprint(want[i]) {
+					t.Fatalf("%s: UsersSessions %+v\nUserSessions %+v", u, g, want[i])
+				}
+			}
+		}
+		var w, g []string
+		for _, x := range want {
+			w = append(w, fmt.Sprintf("%d/%d/%s/%d", x.ID, x.LaunchID, x.SourcedID, x.LaunchCount))
+		}
+		for _, x := range got[u] {
+			g = append(g, fmt.Sprintf("%d/%d/%s/%d", x.ID, x.LaunchID, x.SourcedID, x.LaunchCount))
+		}
+		if fmt.Sprint(w) != fmt.Sprint(g) {
+			t.Fatalf("%s: UsersSessions %v, UserSessions %v", u, g, w)
+		}
+	}
+	if n := len(got["u0003"]); n != 2 || got["u0003"][0].ResourceLinkID != "hw1" || got["u0003"][0].LaunchCount != 2 {
+		t.Fatalf("u0003: %+v", got["u0003"])
+	}
+	if none, err := s.UsersSessions(bg, nil); err != nil || len(none) != 0 {
+		t.Fatalf("no names: %v %v", none, err)
 	}
 }
 
