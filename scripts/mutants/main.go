@@ -47,7 +47,7 @@ var mutants = []mutant{
 	{
 		name: "Enqueue does not supersede the session's older unsent rows",
 		file: "internal/store/outbox.go",
-		old:  "if _, err := tx.ExecContext(ctx, supersedeSQL+` AND session_id = ?`, now, now, p.SessionID); err != nil {",
+		old:  "if _, err := supersede.ExecContext(ctx, now, now, p.SessionID); err != nil {",
 		new:  "if _, err := tx.ExecContext(ctx, `SELECT ?, ?, ?`, now, now, p.SessionID); err != nil {",
 		pkgs: []string{"./internal/store/"},
 	},
