@@ -229,3 +229,14 @@ func FuzzParseResponse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseResponse: one LMS answer, read as every send reads it.
+func BenchmarkParseResponse(b *testing.B) {
+	body := []byte(canvasSuccess)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseResponse(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
