@@ -9,7 +9,8 @@
 #   lti            lti.ToolProvider(...).post_replace_result(score), the
 #                  original project's passback path
 #
-#   venv: ${LTIGRADE_GRADER_VENV:-<repo>/.cache/grader-venv}
+#   venv: ${LTIGRADE_GRADER_VENV:-<repo>/.cache/grader-venv} (/var/tmp/ltigrade-grader-venv-N
+#         when the checkout is under /tmp or below a folder others cannot enter)
 #
 # A stamp file holds the pins and the Python version; a changed pin rebuilds
 # the venv, a repeat run costs one file read. Progress goes to stderr; stdout
@@ -38,6 +39,27 @@ IMPORTS='import nbgrader, otter, otter.run, otter.grade.utils, lti, oauthlib, ip
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${LTIGRADE_GRADER_VENV:-$repo/.cache/grader-venv}
+
+# The submit tests run these graders inside the grading sandbox, as its
+# unprivileged user with a /tmp of its own: a venv under /tmp (a checkout
+# cloned there) would be hidden by it, and one below a folder others cannot
+# enter (a checkout in a 0700 home) unreadable. Then the venv lives in
+# /var/tmp instead, one per checkout.
+if [[ -z ${LTIGRADE_GRADER_VENV:-} ]]; then
+	moved=""
+	case $(realpath -m "$venv") in /tmp/* | /tmp) moved="it is inside /tmp, which the grading sandbox replaces" ;; esac
+	p=$venv
+	while [[ -z $moved ]] && p=$(dirname "$p") && [[ $p != / ]]; do
+		if [[ -e $p && $(stat -c %A "$p") != *x ]]; then
+			moved="$p is not searchable by other users (the sandbox's user)"
+		fi
+	done
+	if [[ -n $moved ]]; then
+		alt=/var/tmp/ltigrade-grader-venv-$(printf '%s' "$repo" | cksum | cut -d' ' -f1)
+		printf 'grader-env: not using %s: %s; using %s\n' "$venv" "$moved" "$alt" >&2
+		venv=$alt
+	fi
+fi
 py=$venv/bin/python
 stamp=$venv/.ltigrade-grader-pins
 
