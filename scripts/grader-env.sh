@@ -9,8 +9,9 @@
 #   lti            lti.ToolProvider(...).post_replace_result(score), the
 #                  original project's passback path
 #
-#   venv: ${LTIGRADE_GRADER_VENV:-<repo>/.cache/grader-venv} (/var/tmp/ltigrade-grader-venv-N
-#         when the checkout is under /tmp or below a folder others cannot enter)
+#   venv: ${LTIGRADE_GRADER_VENV:-<repo>/.cache/grader-venv} (as root:
+#         /var/cache/ltigrade-test/grader-venv-N when the checkout is under /tmp or
+#         /var/tmp or below a folder others cannot enter)
 #
 # A stamp file holds the pins and the Python version; a changed pin rebuilds
 # the venv, a repeat run costs one file read. Progress goes to stderr; stdout
@@ -40,14 +41,14 @@ IMPORTS='import nbgrader, otter, otter.run, otter.grade.utils, lti, oauthlib, ip
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${LTIGRADE_GRADER_VENV:-$repo/.cache/grader-venv}
 
-# The submit tests run these graders inside the grading sandbox, as its
-# unprivileged user with a /tmp of its own: a venv under /tmp (a checkout
-# cloned there) would be hidden by it, and one below a folder others cannot
-# enter (a checkout in a 0700 home) unreadable. Then the venv lives in
-# /var/tmp instead, one per checkout.
-if [[ -z ${LTIGRADE_GRADER_VENV:-} ]]; then
+# The submit tests run these graders inside the grading sandbox (as root
+# only), as its unprivileged user with a /tmp and /var/tmp of its own: a venv
+# under /tmp (a checkout cloned there) would be hidden by them, and one below
+# a folder others cannot enter (a checkout in a 0700 home) unreadable. Then
+# the venv lives in /var/cache/ltigrade-test instead, one per checkout.
+if [[ -z ${LTIGRADE_GRADER_VENV:-} && $(id -u) -eq 0 ]]; then
 	moved=""
-	case $(realpath -m "$venv") in /tmp/* | /tmp) moved="it is inside /tmp, which the grading sandbox replaces" ;; esac
+	case $(realpath -m "$venv") in /tmp/* | /var/tmp/*) moved="the grading sandbox has a /tmp and /var/tmp of its own" ;; esac
 	p=$venv
 	while [[ -z $moved ]] && p=$(dirname "$p") && [[ $p != / ]]; do
 		if [[ -e $p && $(stat -c %A "$p") != *x ]]; then
@@ -55,8 +56,10 @@ if [[ -z ${LTIGRADE_GRADER_VENV:-} ]]; then
 		fi
 	done
 	if [[ -n $moved ]]; then
-		alt=/var/tmp/ltigrade-grader-venv-$(printf '%s' "$repo" | cksum | cut -d' ' -f1)
+		alt=/var/cache/ltigrade-test/grader-venv-$(printf '%s' "$repo" | cksum | cut -d' ' -f1)
 		printf 'grader-env: not using %s: %s; using %s\n' "$venv" "$moved" "$alt" >&2
+		mkdir -p /var/cache/ltigrade-test
+		chmod 755 /var/cache/ltigrade-test
 		venv=$alt
 	fi
 fi
