@@ -20,7 +20,8 @@
 # Knobs: BENCH_PG_DSN, LTIGRADE_BENCH_DIR, BENCH_USERS (100000),
 # BENCH_LAUNCHES (10), BENCH_LINKS (5), BENCH_RUNS (50), BENCH_WARMUP (3),
 # BENCH_SYNC_N (5000), BENCH_SYNC_RUNS (3 at 0 ms, 1 at 50 ms),
-# BENCH_BATCH_N (20000), BENCH_BATCH_RUNS (3), BENCH_STORES ("sqlite postgres"),
+# BENCH_BATCH_N (20000), BENCH_BATCH_RUNS (3), BENCH_CONCURRENCY (passback.concurrency, 8),
+# BENCH_STORES ("sqlite postgres"),
 # BENCH_PARTS ("record sync batch": which of the three sections to run).
 set -euo pipefail
 
@@ -94,7 +95,7 @@ home = "/home/jupyter-{username}"
 key = "$KEY"
 secret_file = "$DIR/secret"
 [passback]
-concurrency = 8
+concurrency = ${BENCH_CONCURRENCY:-8}
 timeout = "20s"
 [hub]
 spool_dir = "$DIR/spool"
