@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ type doctorOptions struct {
 	hubConfigDir string
 	cronFiles    []string
 	systemdDir   string
+	skip         []string
 }
 
 // defaultCronFiles are where system cron entries live.
@@ -64,11 +66,17 @@ hint. Exit 0 when no check failed, else 8. Check names, and --json, are in docs/
 		Example: `  sudo ltigrade doctor
   sudo ltigrade doctor --network
   ltigrade doctor --json | jq '.checks[] | select(.ok | not)'
-  ltigrade doctor --hub-config-dir /etc/jupyterhub/config.d --cron-file /var/spool/cron/crontabs/root`,
+  ltigrade doctor --hub-config-dir /etc/jupyterhub/config.d --cron-file /var/spool/cron/crontabs/root
+  ltigrade doctor --skip sync_timer,hub_hook     # in the service's Kubernetes pod`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.timeout <= 0 {
 				return usageErr("--timeout %s must be positive", o.timeout)
+			}
+			for _, n := range o.skip {
+				if !slices.Contains(doctor.Names, n) {
+					return usageErr("--skip %q is no check; the checks are %s", n, strings.Join(doctor.Names, ", "))
+				}
 			}
 			return runDoctor(app, o, cmd.Flags().Changed("hub-config-dir"), cmd.Flags().Changed("cron-file"))
 		},
@@ -83,6 +91,7 @@ hint. Exit 0 when no check failed, else 8. Check names, and --json, are in docs/
 	// their own; on a real machine it is always /run/systemd/system.
 	f.StringVar(&o.systemdDir, "systemd-dir", "/run/systemd/system", "systemd's runtime directory (present when systemd runs)")
 	_ = f.MarkHidden("systemd-dir")
+	f.StringSliceVar(&o.skip, "skip", nil, "checks that do not apply here, reported as skipped (comma-separated or repeated; e.g. sync_timer,hub_hook in a Kubernetes pod)")
 	return cmd
 }
 
@@ -125,7 +134,7 @@ func runDoctor(app *App, o doctorOptions, hubDirGiven, cronGiven bool) error {
 		HubConfigDir: hubDir, HubConfigDirGiven: hubDirGiven,
 		Timer:   timer,
 		Network: o.network, NetworkTimeout: o.timeout,
-		Now: app.Now,
+		Now: app.Now, Skip: o.skip,
 	})
 	if o.asJSON {
 		if err := printJSON(app.Out, rep); err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -378,6 +379,47 @@ func TestNoSecretInReport(t *testing.T) {
 		}
 		if r.OK {
 			t.Errorf("mode %04o: report ok without a sync timer", mode)
+		}
+	}
+}
+
+// TestSkip: a check named in Setup.Skip is reported as skipped, keeps its
+// subject, and no longer fails the report; the others still run.
+func TestSkip(t *testing.T) {
+	w := newWorld(t, "")
+	w.migrate(t)
+	setup := Setup{Config: w.config(t), Binary: "/usr/bin/ltigrade", Version: "v1",
+		HubConfigDir: filepath.Join(w.dir, "none"), Timer: Timer{CronFiles: []string{filepath.Join(w.dir, "no-cron")}}}
+	before := Run(context.Background(), setup)
+	if c := find(t, before.Checks, "sync_timer"); c.Status != StatusFail {
+		t.Fatalf("set-up without a timer: sync_timer %s", c.Status)
+	}
+	setup.Skip = []string{"sync_timer"}
+	after := Run(context.Background(), setup)
+	c := find(t, after.Checks, "sync_timer")
+	if c.Status != StatusSkip || !c.OK || !strings.Contains(c.Detail, "--skip") {
+		t.Fatalf("skipped sync_timer: %+v", c)
+	}
+	if len(after.Checks) != len(before.Checks) {
+		t.Fatalf("%d checks with --skip, %d without", len(after.Checks), len(before.Checks))
+	}
+	for i, c := range after.Checks {
+		if c.Name != "sync_timer" && c.Status != before.Checks[i].Status {
+			t.Errorf("%s changed from %s to %s though not skipped", c.Name, before.Checks[i].Status, c.Status)
+		}
+	}
+	wantOK := true
+	for _, c := range after.Checks {
+		if c.Status == StatusFail {
+			wantOK = false
+		}
+	}
+	if after.OK != wantOK {
+		t.Errorf("report ok = %v with checks %+v", after.OK, after.Checks)
+	}
+	for _, c := range before.Checks {
+		if !slices.Contains(Names, c.Name) {
+			t.Errorf("check %q is missing from Names (--skip would refuse it)", c.Name)
 		}
 	}
 }
