@@ -422,7 +422,10 @@ func (g *Local) viaRoster(ctx context.Context, user, rel string, nf *resolve.Not
 		ResourceLinkTitle: src.ResourceLinkTitle, ContextID: src.ContextID, ContextLabel: src.ContextLabel,
 		ContextTitle: src.ContextTitle, Roles: strings.Join(m.Roles, ","), LineItem: src.LineItem, LineItems: src.LineItems,
 		AGSScopes: src.AGSScopes, Repo: src.Repo, Checkout: src.Checkout, Opened: src.Opened, OpenedFile: src.OpenedFile,
-		NextSigned: true, Origin: "roster", LaunchedAt: rosterEpoch, RecordedAt: g.now(), AuthState: auth}
+		// The coverage is the other student's: as trustworthy as their
+		// link was, no more (an unsigned one stays for resolve to confirm).
+		NextSigned: src.NextSigned, UnsignedNext: src.UnsignedNext,
+		Origin: "roster", LaunchedAt: rosterEpoch, RecordedAt: g.now(), AuthState: auth}
 	sess := &store.Session{Launch: *l}
 	if record {
 		if sess, err = g.Store.RecordLaunch(ctx, l); err != nil {

@@ -509,3 +509,42 @@ func BenchmarkBatchThirdNeverLaunched(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// A roster session made from other students' launches whose nbgitpuller
+// link was unsigned (confirmed only because they agree) stays unsigned: the
+// student's session is no better evidence than the launches it came from.
+func TestRosterSessionKeepsTheLinksSignature(t *testing.T) {
+	p := newFakePlatform(t)
+	p.members = []ags.Member{{UserID: "sub-a", Email: "alice@x.edu", Roles: learner}, {UserID: "sub-b", Email: "bob@x.edu", Roles: learner},
+		{UserID: "sub-c", Email: "carol@x.edu", Roles: learner}}
+	g := rosterWorld(t, p, "email")
+	auth, _ := json.Marshal(map[string]any{ags.ClaimNRPS: map[string]any{"context_memberships_url": p.srv.URL + "/members",
+		"service_versions": []string{"2.0"}}})
+	for _, u := range []string{"alice", "bob"} {
+		_, err := g.Store.RecordLaunch(context.Background(), &store.Launch{Username: u + "@x.edu", Version: "1.3", Platform: issuer,
+			ClientID: "client-1", LTIUserID: "sub-" + u[:1], ResourceLinkID: "hw1", ResourceLinkTitle: "Homework hw1", ContextID: "c1",
+			ContextLabel: "DS100", LineItem: p.srv.URL + "/lineitems/hw1", LineItems: p.srv.URL + "/lineitems",
+			AGSScopes: []string{ags.ScopeScore}, Checkout: "course", Opened: "course/hw1/hw1.ipynb",
+			OpenedFile: true, NextSigned: false, LaunchedAt: time.Now(), AuthState: auth})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := g.Score(context.Background(), ScoreRequest{Notebook: "/home/jupyter-carol@x.edu/course/hw1/hw1.ipynb", Score: "0.7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resolved == nil || res.Resolved.Via != "roster" {
+		t.Fatalf("not resolved via roster: %+v", res.Resolved)
+	}
+	ss, err := g.Store.UserSessions(context.Background(), "carol@x.edu")
+	if err != nil || len(ss) != 1 {
+		t.Fatalf("carol's sessions: %+v %v", ss, err)
+	}
+	if ss[0].NextSigned || ss[0].Origin != "roster" {
+		t.Fatalf("roster session signed=%v origin=%q, from unsigned launches", ss[0].NextSigned, ss[0].Origin)
+	}
+	if _, ok := p.score(p.srv.URL+"/lineitems/hw1", "sub-c"); !ok {
+		t.Fatal("the score did not reach hw1 for carol")
+	}
+}
