@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ltigrade/ltigrade/internal/ags"
-	"github.com/ltigrade/ltigrade/internal/config"
 	"github.com/ltigrade/ltigrade/internal/keys"
 	"github.com/ltigrade/ltigrade/internal/lmssim"
 	"github.com/ltigrade/ltigrade/internal/store"
@@ -21,13 +18,8 @@ import (
 // every member is read, mapped by email, and the inactive tenth is never
 // "missing".
 func TestRosterOfAThousandFromTheSimulator(t *testing.T) {
-	dir := t.TempDir()
 	k, err := keys.Generate(2048)
 	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(dir, "lti13.pem")
-	if err := keys.WriteFile(keyFile, k, false); err != nil {
 		t.Fatal(err)
 	}
 	plat := lmssim.NewPlatform("client-1", k.Public(), k.KeyID())
@@ -38,29 +30,8 @@ func TestRosterOfAThousandFromTheSimulator(t *testing.T) {
 	t.Cleanup(func() { plat.Close() })
 	plat.SetPageSize(100)
 	plat.SetMembers("c1", lmssim.SyntheticRoster(1000))
-	cfgFile := filepath.Join(dir, "config.toml")
-	os.WriteFile(cfgFile, []byte(fmt.Sprintf(`database = %q
-[paths]
-home = "/home/jupyter-{username}"
-[hub]
-spool_dir = %q
-[[lti13.platforms]]
-issuer = %q
-client_id = "client-1"
-token_url = %q
-private_key_file = %q
-`, filepath.Join(dir, "db"), filepath.Join(dir, "spool"), plat.Issuer(), plat.TokenURL(), keyFile)), 0o600)
-	cfg, err := config.Load(config.Options{ConfigFlag: cfgFile, Getenv: func(string) string { return "" }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(context.Background(), cfg.Database)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	rosters.forget()
-	g := &Local{Store: st, Config: cfg}
+	g := local13(t, k, plat.Issuer(), plat.TokenURL(), "")
+	st := g.Store
 	auth, _ := json.Marshal(map[string]any{ags.ClaimNRPS: map[string]any{"context_memberships_url": plat.MembershipsURL("c1")}})
 	first := fmt.Sprintf("s0001@%s", lmssim.EmailDomain)
 	if _, err := st.RecordLaunch(context.Background(), &store.Launch{Username: first, Version: "1.3", Platform: plat.Issuer(),

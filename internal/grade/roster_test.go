@@ -125,11 +125,18 @@ func (p *fakePlatform) score(lineitem, user string) (float64, bool) {
 const issuer = "https://lms.example.edu"
 
 func rosterWorld(t testing.TB, p *fakePlatform, usernameKey string) *Local {
-	dir := t.TempDir()
 	k, err := keys.Generate(2048)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return local13(t, k, issuer, p.srv.URL+"/token", "username_key = "+strconv.Quote(usernameKey))
+}
+
+// local13 is a grade.Local with an SQLite store and one LTI 1.3 platform
+// (issuer, token URL) whose tool key is k; extra goes into the platform's
+// table.
+func local13(t testing.TB, k keys.PrivateKey, issuer, tokenURL, extra string) *Local {
+	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "lti13.pem")
 	if err := keys.WriteFile(keyFile, k, false); err != nil {
 		t.Fatal(err)
@@ -145,10 +152,10 @@ timeout = "5s"
 [[lti13.platforms]]
 issuer = %q
 client_id = "client-1"
-token_url = "%s/token"
+token_url = %q
 private_key_file = %q
-username_key = %q
-`, filepath.Join(dir, "db"), filepath.Join(dir, "spool"), issuer, p.srv.URL, keyFile, usernameKey)), 0o600)
+%s
+`, filepath.Join(dir, "db"), filepath.Join(dir, "spool"), issuer, tokenURL, keyFile, extra)), 0o600)
 	cfg, err := config.Load(config.Options{ConfigFlag: cfgFile, Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
