@@ -69,6 +69,13 @@ func DescribeErr(err error) string {
 // Unicode line, paragraph and bidi-override characters become spaces, and
 // runs of spaces collapse.
 func Sanitize(s string) string {
+	if plainASCII(s) {
+		return s // nothing to change; the common case costs no copy
+	}
+	return sanitize(s)
+}
+
+func sanitize(s string) string {
 	var b strings.Builder
 	space := false
 	for i := 0; i < len(s); {
@@ -86,6 +93,24 @@ func Sanitize(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// plainASCII: printable ASCII words separated by single spaces, which
+// Sanitize would return unchanged.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == ' ' {
+			if i == 0 || i == len(s)-1 || s[i+1] == ' ' {
+				return false
+			}
+			continue
+		}
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // Truncate cuts s to n runes, marking the cut.

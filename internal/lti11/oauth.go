@@ -169,8 +169,14 @@ func requestParams(u *url.URL, h http.Header, body []byte) ([][2]string, error) 
 // and timestamp, so a retried request is signed anew and an LMS that
 // remembers nonces does not reject it as a replay.
 func (s Signer) Sign(req *http.Request, body []byte) error {
+	_, err := s.sign(req, body)
+	return err
+}
+
+// sign is Sign, also returning the signature (for the client's redactor).
+func (s Signer) sign(req *http.Request, body []byte) (string, error) {
 	if s.Key == "" {
-		return errors.New("empty consumer key")
+		return "", errors.New("empty consumer key")
 	}
 	now, nonce := time.Now, randomNonce
 	if s.Now != nil {
@@ -191,11 +197,11 @@ func (s Signer) Sign(req *http.Request, body []byte) error {
 	}
 	params, err := requestParams(req.URL, req.Header, body)
 	if err != nil {
-		return err
+		return "", err
 	}
 	sig, err := Signature(req.Method, req.URL.String(), append(params, oauth...), s.Secret, "")
 	if err != nil {
-		return err
+		return "", err
 	}
 	var h strings.Builder
 	h.WriteString(`OAuth realm=""`)
@@ -207,7 +213,7 @@ func (s Signer) Sign(req *http.Request, body []byte) error {
 		h.WriteString(`"`)
 	}
 	req.Header.Set("Authorization", h.String())
-	return nil
+	return sig, nil
 }
 
 // Verification errors, wrapped with detail; callers pick their HTTP answer

@@ -168,6 +168,13 @@ const maxDepth = 64
 // DOCTYPE (so no entity can be declared, let alone expanded), limits
 // nesting, and matches elements by local name so that a prefixed, default
 // or missing namespace all work.
+//
+// Every send reads one of these, and encoding/xml made that a tenth of a
+// large batch's CPU, so a plain envelope (UTF-8, elements, attributes, the
+// predefined and numeric references: what LMSes send) is read by scanPlain; anything else,
+// and every error, goes through encoding/xml. scanPlain only ever answers
+// for a body encoding/xml reads the same way (FuzzParseResponsePlain holds
+// it to that), so the fast path cannot change a decision.
 func ParseResponse(body []byte) (*Response, error) {
 	if len(body) > MaxResponseBytes {
 		return nil, fmt.Errorf("response body over %d bytes", MaxResponseBytes)
@@ -175,17 +182,18 @@ func ParseResponse(body []byte) (*Response, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, errors.New("empty response body")
 	}
+	if r, ok := scanPlain(body); ok {
+		return r, nil
+	}
+	return parseXML(body)
+}
+
+// parseXML is ParseResponse through encoding/xml.
+func parseXML(body []byte) (*Response, error) {
 	d := xml.NewDecoder(bytes.NewReader(body))
 	d.Strict = true
 	d.CharsetReader = charsetReader
-	var (
-		stack    []string
-		text     strings.Builder
-		resp     Response
-		seen     = map[string]bool{}
-		sawRoot  bool
-		rootDone bool
-	)
+	var c poxCollector
 	for {
 		tok, err := d.Token()
 		if errors.Is(err, io.EOF) {
@@ -200,64 +208,101 @@ func ParseResponse(body []byte) (*Response, error) {
 			// POX and refusing it outright leaves nothing to reason about.
 			return nil, errors.New("pox response has a doctype")
 		case xml.StartElement:
-			if rootDone {
-				return nil, errors.New("pox response has content after the root element")
+			if err := c.start(t.Name.Local); err != nil {
+				return nil, err
 			}
-			if len(stack) == 0 {
-				if t.Name.Local != "imsx_POXEnvelopeResponse" {
-					return nil, fmt.Errorf("not a pox response: root element %q", truncate(t.Name.Local, 40))
-				}
-				sawRoot = true
-			}
-			if len(stack) >= maxDepth {
-				return nil, errors.New("pox response nested too deeply")
-			}
-			stack = append(stack, t.Name.Local)
-			text.Reset()
 		case xml.CharData:
-			if len(stack) > 0 {
-				text.Write(t)
-			}
+			c.chars(string(t))
 		case xml.EndElement:
-			if len(stack) == 0 {
-				return nil, errors.New("unbalanced pox response")
-			}
-			field := statusField(stack)
-			if field != "" && !seen[field] {
-				seen[field] = true
-				v := strings.TrimSpace(text.String())
-				switch field {
-				case "imsx_codeMajor":
-					resp.CodeMajor = v
-				case "imsx_severity":
-					resp.Severity = v
-				case "imsx_description":
-					resp.Description = v
-				case "imsx_messageRefIdentifier":
-					resp.MessageRefID = v
-				case "imsx_operationRefIdentifier":
-					resp.Operation = v
-				case "score":
-					resp.Score, resp.HasScore = v, v != ""
-				}
-			}
-			stack = stack[:len(stack)-1]
-			text.Reset()
-			if len(stack) == 0 {
-				rootDone = true
+			if err := c.end(); err != nil {
+				return nil, err
 			}
 		}
 	}
-	if !sawRoot {
+	return c.finish()
+}
+
+// poxCollector turns the element events of a response into a Response,
+// the same for both readers.
+type poxCollector struct {
+	stack    []string
+	text     string // character data since the last tag
+	resp     Response
+	seen     map[string]bool
+	sawRoot  bool
+	rootDone bool
+}
+
+func (c *poxCollector) start(local string) error {
+	if c.rootDone {
+		return errors.New("pox response has content after the root element")
+	}
+	if len(c.stack) == 0 {
+		if local != "imsx_POXEnvelopeResponse" {
+			return fmt.Errorf("not a pox response: root element %q", truncate(local, 40))
+		}
+		c.sawRoot = true
+	}
+	if len(c.stack) >= maxDepth {
+		return errors.New("pox response nested too deeply")
+	}
+	c.stack = append(c.stack, local)
+	c.text = ""
+	return nil
+}
+
+func (c *poxCollector) chars(s string) {
+	if len(c.stack) > 0 {
+		c.text += s
+	}
+}
+
+func (c *poxCollector) end() error {
+	if len(c.stack) == 0 {
+		return errors.New("unbalanced pox response")
+	}
+	field := statusField(c.stack)
+	if field != "" && !c.seen[field] {
+		if c.seen == nil {
+			c.seen = make(map[string]bool, 8)
+		}
+		c.seen[field] = true
+		v := strings.TrimSpace(c.text)
+		switch field {
+		case "imsx_codeMajor":
+			c.resp.CodeMajor = v
+		case "imsx_severity":
+			c.resp.Severity = v
+		case "imsx_description":
+			c.resp.Description = v
+		case "imsx_messageRefIdentifier":
+			c.resp.MessageRefID = v
+		case "imsx_operationRefIdentifier":
+			c.resp.Operation = v
+		case "score":
+			c.resp.Score, c.resp.HasScore = v, v != ""
+		}
+	}
+	c.stack = c.stack[:len(c.stack)-1]
+	c.text = ""
+	if len(c.stack) == 0 {
+		c.rootDone = true
+	}
+	return nil
+}
+
+func (c *poxCollector) finish() (*Response, error) {
+	if !c.sawRoot {
 		return nil, errors.New("not a pox response: no root element")
 	}
-	if len(stack) != 0 {
+	if len(c.stack) != 0 {
 		return nil, errors.New("truncated pox response")
 	}
-	if resp.CodeMajor == "" {
+	if c.resp.CodeMajor == "" {
 		return nil, errors.New("pox response lacks imsx_codeMajor")
 	}
-	return &resp, nil
+	r := c.resp
+	return &r, nil
 }
 
 // statusField names the response field an element holds, judged by the

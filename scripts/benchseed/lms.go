@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -26,6 +27,7 @@ func cmdServeLMS(args []string) error {
 	secretFile := fs.String("secret-file", "", "file holding the consumer secret")
 	urlFile := fs.String("url-file", "", "write the outcome service URL here once listening")
 	latency := fs.Duration("latency", 0, "added latency of every outcome request")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the simulator here when it stops")
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with a fresh self-signed certificate for 127.0.0.1, written here as PEM (for $SSL_CERT_FILE)")
 	fs.Parse(args)
 	if *secretFile != "" {
@@ -37,6 +39,17 @@ func cmdServeLMS(args []string) error {
 	}
 	if *secret == "" {
 		return errors.New("-secret or -secret-file is required")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
