@@ -91,26 +91,60 @@ func (e *Engine) SendBatch(ctx context.Context, ps []*store.Passback, wait time.
 	results := make(chan fin, e.Concurrency)
 	var pending []fin
 	var pendingSince time.Time
+
+	// Group claims and group commits run beside the sends, one store call
+	// at a time: while the main loop waited for a claim or a commit of a
+	// few hundred rows (milliseconds on SQLite), no send could start and
+	// the LMS sat idle. A call's results are applied here, in the loop, so
+	// done and the bookkeeping stay on one goroutine.
+	dbDone := make(chan func() error, 1)
+	dbBusy := false
+	startDB := func(call func() func() error) {
+		dbBusy = true
+		go func() { dbDone <- call() }()
+	}
+	waitDB := func() error {
+		if !dbBusy {
+			return nil
+		}
+		apply := <-dbDone
+		dbBusy = false
+		return apply()
+	}
 	// Outcomes are recorded even if ctx was cancelled: what the LMS
 	// answered must not be forgotten.
+	complete := func(batch []fin, now time.Time) func() error {
+		res := make(map[int64]store.Result, len(batch))
+		for _, f := range batch {
+			res[f.p.ID] = f.r
+		}
+		err := e.Store.Complete(context.WithoutCancel(ctx), e.Owner, now, res)
+		return func() error {
+			if err == nil {
+				for _, f := range batch {
+					if !f.again {
+						done(f.p, f.o)
+					}
+				}
+			}
+			return err
+		}
+	}
+	flushAsync := func() {
+		batch, now := pending, e.Now()
+		pending = nil
+		startDB(func() func() error { return complete(batch, now) })
+	}
 	flush := func() error {
+		if err := waitDB(); err != nil {
+			return err
+		}
 		if len(pending) == 0 {
 			return nil
 		}
-		res := make(map[int64]store.Result, len(pending))
-		for _, f := range pending {
-			res[f.p.ID] = f.r
-		}
-		err := e.Store.Complete(context.WithoutCancel(ctx), e.Owner, e.Now(), res)
-		if err == nil {
-			for _, f := range pending {
-				if !f.again {
-					done(f.p, f.o)
-				}
-			}
-		}
-		pending = pending[:0]
-		return err
+		batch := pending
+		pending = nil
+		return complete(batch, e.Now())()
 	}
 	// handBack releases claimed rows that will not be sent now (the run
 	// ends, their host asked to slow down, or they waited past their
@@ -118,6 +152,9 @@ func (e *Engine) SendBatch(ctx context.Context, ps []*store.Passback, wait time.
 	handBack := func(cs []claimed, why string) error {
 		if len(cs) == 0 {
 			return nil
+		}
+		if err := waitDB(); err != nil {
+			return err
 		}
 		res := make(map[int64]store.Result, len(cs))
 		for _, c := range cs {
@@ -156,10 +193,11 @@ func (e *Engine) SendBatch(ctx context.Context, ps []*store.Passback, wait time.
 		return min(n, maxClaimGroup)
 	}
 	for {
-		// Claim a group when the claimed rows would not keep every free
-		// worker busy.
-		if ctx.Err() == nil && len(ready) < free && len(queue) > 0 {
-			want := max(ahead(), free) - len(ready)
+		// Claim the next group while the claimed rows still keep the
+		// workers busy for a while (reserve), so the claim overlaps sends.
+		reserve := max(free, ahead()/4)
+		if !dbBusy && ctx.Err() == nil && len(ready) < free+reserve && len(queue) > 0 {
+			want := min(max(ahead(), free)+reserve-len(ready), maxClaimGroup)
 			var pick []*store.Passback
 			for len(queue) > 0 && len(pick) < want {
 				p := queue[0]
@@ -178,31 +216,33 @@ func (e *Engine) SendBatch(ctx context.Context, ps []*store.Passback, wait time.
 				now := e.Now()
 				c := e.claim(now, true, 0)
 				c.LeaseUntil = c.LeaseUntil.Add(e.aheadBudget())
-				got, err := e.Store.ClaimIDs(ctx, c, ids)
-				if err != nil {
-					if ctx.Err() != nil {
-						// Interrupted during the claim: nothing was leased.
-						queue = append(pick, queue...)
-						continue
+				until := now.Add(e.aheadBudget())
+				startDB(func() func() error {
+					got, err := e.Store.ClaimIDs(ctx, c, ids)
+					return func() error {
+						if err != nil {
+							if ctx.Err() != nil {
+								// Interrupted during the claim: nothing was leased.
+								queue = append(pick, queue...)
+								return nil
+							}
+							return err
+						}
+						byID := make(map[int64]store.Passback, len(got))
+						for _, g := range got {
+							byID[g.ID] = g
+						}
+						var missing []int64
+						for _, p := range pick {
+							if g, ok := byID[p.ID]; ok {
+								ready = append(ready, claimed{p: p, g: g, until: until})
+							} else {
+								missing = append(missing, p.ID)
+							}
+						}
+						return e.notClaimed(ctx, pick, missing, &later, done)
 					}
-					return err
-				}
-				byID := make(map[int64]store.Passback, len(got))
-				for _, g := range got {
-					byID[g.ID] = g
-				}
-				var missing []int64
-				for _, p := range pick {
-					if g, ok := byID[p.ID]; ok {
-						ready = append(ready, claimed{p: p, g: g, until: now.Add(e.aheadBudget())})
-					} else {
-						missing = append(missing, p.ID)
-					}
-				}
-				if err := e.notClaimed(ctx, pick, missing, &later, done); err != nil {
-					return err
-				}
-				continue
+				})
 			}
 		}
 		// Hand claimed rows to free workers.
@@ -241,23 +281,26 @@ func (e *Engine) SendBatch(ctx context.Context, ps []*store.Passback, wait time.
 			}
 			continue
 		}
-		if len(pending) >= flushRows || (len(pending) > 0 && e.Now().Sub(pendingSince) >= flushEvery) {
-			if err := flush(); err != nil {
-				return err
-			}
+		if !dbBusy && (len(pending) >= flushRows || (len(pending) > 0 && e.Now().Sub(pendingSince) >= flushEvery)) {
+			flushAsync()
 		}
-		if inflight > 0 {
-			// Wait for a send, or until the oldest unrecorded outcome is
-			// due to be written.
+		if inflight > 0 || dbBusy {
+			// Wait for a send or the store, or until the oldest unrecorded
+			// outcome is due to be written.
 			var tick <-chan time.Time
 			var t *time.Timer
-			if len(pending) > 0 {
+			if len(pending) > 0 && !dbBusy {
 				t = time.NewTimer(max(flushEvery-e.Now().Sub(pendingSince), 0))
 				tick = t.C
 			}
 			select {
 			case f := <-results:
 				take(f)
+			case apply := <-dbDone:
+				dbBusy = false
+				if err := apply(); err != nil {
+					return err
+				}
 			case <-tick:
 			}
 			if t != nil {
