@@ -47,6 +47,10 @@ type App struct {
 	// readsStore): they fail on a database that does not exist instead of
 	// creating an empty one and answering "nothing".
 	storeMustExist bool
+	// manyQueries is set by the commands that make many store calls (serve,
+	// sync, batches, db copy): they keep prepared statements; every other
+	// command runs its few queries in one round trip each (store.FewQueries).
+	manyQueries bool
 }
 
 // readsStore marks cmd as one that only reads the store, so it needs an
@@ -112,7 +116,11 @@ func (a *App) Store() (store.Store, error) {
 			return nil, err
 		}
 	}
-	st, err := openStore(a.Context(), cfg)
+	var opts []store.Option
+	if !a.manyQueries {
+		opts = append(opts, store.FewQueries())
+	}
+	st, err := openStore(a.Context(), cfg, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -194,12 +202,12 @@ func (a *App) printNotices(ns []grade.Notice) {
 
 // openStore opens the configured database, with the PostgreSQL password
 // the config holds apart from the URL (see config.DatabasePassword).
-func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+func openStore(ctx context.Context, cfg *config.Config, opts ...store.Option) (store.Store, error) {
 	pw, err := cfg.DatabasePassword()
 	if err != nil {
 		return nil, err
 	}
-	return store.Open(ctx, cfg.Database, store.WithPassword(pw))
+	return store.Open(ctx, cfg.Database, append([]store.Option{store.WithPassword(pw)}, opts...)...)
 }
 
 // Close releases the store.

@@ -206,6 +206,7 @@ point every host at the PostgreSQL URL.`,
 				return withCode(ExitUsage, fmt.Errorf("the database to copy into is the SQLite file %s (%s), not PostgreSQL", cfg.Database, databaseOrigin(cfg)),
 					"name the PostgreSQL database with --db, $LTIGRADE_DB or database in the config file: postgres://USER@HOST/DBNAME")
 			}
+			app.manyQueries = true
 			st, err := app.Store()
 			if err != nil {
 				return err

@@ -146,6 +146,7 @@ request, never a token or a secret. docs/service.md has the details.`,
 			if err != nil {
 				return usageErr("%v", err)
 			}
+			app.manyQueries = true
 			g, err := app.Local()
 			if err != nil {
 				return err

@@ -30,6 +30,7 @@ earlier attempt whose outcome is unknown).`,
   */5 * * * * ltigrade sync >/dev/null`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			app.manyQueries = true
 			g, err := app.Grader()
 			if err != nil {
 				return err

@@ -13,7 +13,16 @@ type options struct {
 	password  string
 	clock     func() time.Time
 	noMigrate bool
+	few       bool
 }
+
+// FewQueries says the process will make a few store calls and exit (record
+// from the hub hook, resolve, a single score): on PostgreSQL each query is
+// then sent in one round trip (pgx's exec mode) instead of being prepared
+// first, which costs a second round trip per statement a new connection
+// has not seen, that is, per statement of a short-lived process. A
+// default_query_exec_mode in the DSN wins. Ignored for SQLite.
+func FewQueries() Option { return func(o *options) { o.few = true } }
 
 // WithoutMigration opens a store without bringing its schema up to date,
 // for `ltigrade db status` to report what is there. Only Migrator's

@@ -75,6 +75,9 @@ func openPostgres(ctx context.Context, dsn string, o options) (*Postgres, error)
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
+	if o.few && u.Query().Get("default_query_exec_mode") == "" {
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	}
 	// A CLI process makes a few calls; a sync or the service a few at once.
 	cfg.MaxConns = 8
 	cfg.MinConns = 0

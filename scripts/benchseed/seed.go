@@ -331,9 +331,10 @@ func cmdPassbacks(args []string) error {
 	return st.Close()
 }
 
-// resetPostgres empties a PostgreSQL database of ltigrade's tables (the
-// next open creates them again). Every table of the schema must be named:
-// one left behind makes the next migration fail on a second run.
+// resetPostgres empties a PostgreSQL database of every table in its public
+// schema (the next open creates ltigrade's again). Naming the tables here
+// went stale once: a table a later migration added was left behind, and
+// the next migration failed on it.
 func resetPostgres(dsn string) error {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -341,7 +342,15 @@ func resetPostgres(dsn string) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, `DROP TABLE IF EXISTS sessions, launches, course_notebooks, passbacks, ags_tokens, lineitem_labels, submissions, ltigrade_schema, benchseed_params CASCADE`)
+	rows, err := conn.Query(ctx, `SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public'`)
+	if err != nil {
+		return err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	_, err = conn.Exec(ctx, `DROP TABLE IF EXISTS `+strings.Join(names, ", ")+` CASCADE`)
 	return err
 }
 

@@ -90,10 +90,29 @@ func Postgres(t *testing.T) (store.Store, func(opts ...store.Option) store.Store
 	return openAll(t, dsn)
 }
 
-func openAll(t *testing.T, dsn string) (store.Store, func(opts ...store.Option) store.Store) {
+// PostgresFewQueries is Postgres with every handle opened as a short-lived
+// command opens it (store.FewQueries: no prepared statements).
+func PostgresFewQueries(t *testing.T) (store.Store, func(opts ...store.Option) store.Store) {
+	admin, why := AdminDSN()
+	if admin == "" {
+		t.Skip(why)
+	}
+	dsn, drop, err := NewDatabase(context.Background(), admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Errorf("dropping the test database: %v", err)
+		}
+	})
+	return openAll(t, dsn, store.FewQueries())
+}
+
+func openAll(t *testing.T, dsn string, always ...store.Option) (store.Store, func(opts ...store.Option) store.Store) {
 	open := func(opts ...store.Option) store.Store {
 		t.Helper()
-		s, err := store.Open(context.Background(), dsn, opts...)
+		s, err := store.Open(context.Background(), dsn, append(append([]store.Option{}, always...), opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
