@@ -4,7 +4,8 @@
 #
 #   1. `ltigrade record` and `ltigrade resolve` as whole processes on a store
 #      of 1,000,000 launches (100,000 users), median and p90, beside
-#      `ltigrade --version`;
+#      `ltigrade --version`; and `record --spool` of BENCH_SPOOL_N (20)
+#      spooled launches, the hub hook's path, per launch;
 #   2. `ltigrade sync --now` with BENCH_SYNC_N (5,000) queued, from 1 and from
 #      4 concurrent processes, at 0 and at 50 ms LMS latency;
 #   3. a BENCH_BATCH_N-row (20,000) `ltigrade score --batch` at zero latency.
@@ -20,7 +21,7 @@
 # Knobs: BENCH_PG_DSN, LTIGRADE_BENCH_DIR, BENCH_USERS (100000),
 # BENCH_LAUNCHES (10), BENCH_LINKS (5), BENCH_RUNS (50), BENCH_WARMUP (3),
 # BENCH_SYNC_N (5000), BENCH_SYNC_RUNS (3 at 0 ms, 1 at 50 ms),
-# BENCH_BATCH_N (20000), BENCH_BATCH_RUNS (3), BENCH_CONCURRENCY (passback.concurrency, 8),
+# BENCH_BATCH_N (20000), BENCH_BATCH_RUNS (3), BENCH_SPOOL_N (20), BENCH_SPOOL_RUNS (20), BENCH_CONCURRENCY (passback.concurrency, 8),
 # BENCH_STORES ("sqlite postgres"),
 # BENCH_PARTS ("record sync batch": which of the three sections to run).
 set -euo pipefail
@@ -39,6 +40,8 @@ SYNC_N=${BENCH_SYNC_N:-5000}
 SYNC_RUNS=${BENCH_SYNC_RUNS:-3}
 BATCH_N=${BENCH_BATCH_N:-20000}
 BATCH_RUNS=${BENCH_BATCH_RUNS:-3}
+SPOOL_N=${BENCH_SPOOL_N:-20}
+SPOOL_RUNS=${BENCH_SPOOL_RUNS:-20}
 STORES=${BENCH_STORES:-sqlite postgres}
 PARTS=" ${BENCH_PARTS:-record sync batch} "
 KEY=ds100-canvas
@@ -139,6 +142,22 @@ for st in $STORES; do
 		-match '^recorded launch ' -- "$BIN" --config "$DIR/$st-record.toml" record
 	"$SEED" time -label "$st resolve" -argsfile "$DIR/inputs/resolve.args" -warmup "$WARMUP" \
 		-match 'matched by (notebook|folder)' -- "$BIN" --config "$DIR/$st-record.toml" resolve
+	# The hub hook's own path: it spools every login's launch and one
+	# background `record --spool` stores what has gathered, so a burst of
+	# logins costs a few processes, not one each. SPOOL_N launches a run.
+	spool=$DIR/spool-$st
+	sed "s|^spool_dir = .*|spool_dir = \"$spool\"|" "$DIR/$st-record.toml" >"$DIR/$st-spool.toml"
+	chmod 600 "$DIR/$st-spool.toml"
+	cat >"$DIR/spool-fill.sh" <<EOF
+set -e
+rm -rf '$spool'; mkdir -m 700 '$spool'
+i=0
+for f in \$(head -n $SPOOL_N '$DIR/inputs/record.args'); do
+	i=\$((i + 1)); install -m 600 "\$f" "$spool/20261202T000000.\$(printf %06d \$i)Z-bench\$i.json"
+done
+EOF
+	"$SEED" time -label "$st record --spool ($SPOOL_N)" -runs "$SPOOL_RUNS" -warmup 1 -setup "sh $DIR/spool-fill.sh" \
+		-match "^ingested $SPOOL_N spooled launches" -items "$SPOOL_N" -unit launches -- "$BIN" --config "$DIR/$st-spool.toml" record --spool
 done
 fi
 
