@@ -158,7 +158,7 @@ func (e *Engine) SendBatch(ctx context.Context, ps []*store.Passback, wait time.
 		}
 		res := make(map[int64]store.Result, len(cs))
 		for _, c := range cs {
-			res[c.p.ID] = store.Result{Status: store.StatusRetry, Message: why, NextTry: e.Now()}
+			res[c.p.ID] = store.Result{Status: store.StatusRetry, Message: why, NextTry: e.Now(), Unattempted: true}
 		}
 		return e.Store.Complete(context.WithoutCancel(ctx), e.Owner, e.Now(), res)
 	}

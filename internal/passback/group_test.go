@@ -21,6 +21,7 @@ import (
 type countingStore struct {
 	store.Store
 	claims, completes atomic.Int64
+	handedBack        atomic.Int64 // rows completed as Unattempted
 	crash             bool
 }
 
@@ -33,6 +34,11 @@ func (c *countingStore) ClaimIDs(ctx context.Context, cl store.Claim, ids []int6
 
 func (c *countingStore) Complete(ctx context.Context, o string, now time.Time, rs map[int64]store.Result) error {
 	c.completes.Add(1)
+	for _, r := range rs {
+		if r.Unattempted {
+			c.handedBack.Add(1)
+		}
+	}
 	if c.crash {
 		return errCrash
 	}
@@ -189,11 +195,12 @@ func TestSendBatchCrashBeforeFlushResends(t *testing.T) {
 func TestSendBatchSendsClaimedAheadOnlyWithinTheirLease(t *testing.T) {
 	base := openStore(t, filepath.Join(t.TempDir(), "db"))
 	ps := batchRows(t, base, 300, "0.5")
+	cs := &countingStore{Store: base}
 	const timeout = 200 * time.Millisecond
 	var mu sync.Mutex
 	sends := map[int64]int{}
 	short := 0
-	e := &Engine{Store: base, Concurrency: 4, Timeout: timeout, Sender: SenderFunc(func(ctx context.Context, p *store.Passback) Outcome {
+	e := &Engine{Store: cs, Concurrency: 4, Timeout: timeout, Sender: SenderFunc(func(ctx context.Context, p *store.Passback) Outcome {
 		mu.Lock()
 		sends[p.ID]++
 		n := len(sends)
@@ -223,5 +230,12 @@ func TestSendBatchSendsClaimedAheadOnlyWithinTheirLease(t *testing.T) {
 		if sends[p.ID] != 1 || reported[p.ID] != store.StatusSent {
 			t.Errorf("row %d: %d sends, reported %q", p.ID, sends[p.ID], reported[p.ID])
 		}
+		// A hand-back is not an attempt: Attempts counts requests.
+		if got, err := base.Passback(context.Background(), p.ID); err != nil || got.Attempts != sends[p.ID] {
+			t.Errorf("row %d: %d attempts stored for %d sends (%v)", p.ID, got.Attempts, sends[p.ID], err)
+		}
+	}
+	if cs.handedBack.Load() == 0 {
+		t.Error("no row was handed back: the slow phase did not happen, so this test showed nothing")
 	}
 }

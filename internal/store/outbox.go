@@ -301,16 +301,22 @@ func (s *SQLite) Complete(ctx context.Context, owner string, now time.Time, resu
 			}
 			// The owner check makes a lost lease harmless: if our lease expired
 			// and another process took the row, its outcome is the one kept.
-			st, ok := stmts[keep]
+			attempts := "attempts"
+			if r.Unattempted {
+				attempts = "MAX(attempts - 1, 0)"
+			}
+			form := keep + " " + attempts
+			st, ok := stmts[form]
 			if !ok {
 				var err error
 				st, err = tx.PrepareContext(ctx, `UPDATE passbacks SET status = ?, last_error = ?, http_status = ?,
-				next_attempt_at = ?, sent_at = COALESCE(?, sent_at), lease_owner = '', lease_until = `+keep+`, updated_at = ?
+				next_attempt_at = ?, sent_at = COALESCE(?, sent_at), lease_owner = '', lease_until = `+keep+`,
+				attempts = `+attempts+`, updated_at = ?
 				WHERE id = ? AND status = 'sending' AND lease_owner = ?`)
 				if err != nil {
 					return s.wrap(err)
 				}
-				stmts[keep] = st
+				stmts[form] = st
 			}
 			_, err := st.ExecContext(ctx, r.Status, r.Message, r.HTTPStatus, next, sent, n, id, owner)
 			if err != nil {

@@ -501,10 +501,10 @@ func (s *Postgres) Complete(ctx context.Context, owner string, now time.Time, re
 	sts, msgs := make([]string, n), make([]string, n)
 	codes := make([]int32, n)
 	next := make([]time.Time, n)
-	uncertain := make([]bool, n)
+	uncertain, unattempted := make([]bool, n), make([]bool, n)
 	for i, id := range ids {
 		r := results[id]
-		sts[i], msgs[i], codes[i], uncertain[i] = r.Status, r.Message, int32(r.HTTPStatus), r.Uncertain
+		sts[i], msgs[i], codes[i], uncertain[i], unattempted[i] = r.Status, r.Message, int32(r.HTTPStatus), r.Uncertain, r.Unattempted
 		next[i] = db(r.NextTry)
 		if next[i].IsZero() {
 			next[i] = db(now)
@@ -521,10 +521,11 @@ func (s *Postgres) Complete(ctx context.Context, owner string, now time.Time, re
 			sent_at = CASE WHEN v.st = 'sent' THEN $2 ELSE p.sent_at END,
 			lease_owner = '',
 			lease_until = CASE WHEN v.st = 'retry' AND v.unc THEN p.lease_until END,
+			attempts = CASE WHEN v.una THEN GREATEST(p.attempts - 1, 0) ELSE p.attempts END,
 			updated_at = $2
-			FROM unnest($3::bigint[], $4::text[], $5::text[], $6::int[], $7::timestamptz[], $8::bool[]) AS v(id, st, msg, code, nxt, unc)
+			FROM unnest($3::bigint[], $4::text[], $5::text[], $6::int[], $7::timestamptz[], $8::bool[], $9::bool[]) AS v(id, st, msg, code, nxt, unc, una)
 			WHERE p.id = v.id AND p.status = 'sending' AND p.lease_owner = $1`,
-			owner, db(now), ids, sts, msgs, codes, next, uncertain)
+			owner, db(now), ids, sts, msgs, codes, next, uncertain, unattempted)
 		b.Queue(`COMMIT`)
 		return s.pool.SendBatch(ctx, b).Close()
 	})

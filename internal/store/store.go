@@ -184,6 +184,10 @@ type Result struct {
 	// without an answer (timeout, dropped connection): newer scores of the
 	// session then wait until the attempt's lease ends.
 	Uncertain bool
+	// Unattempted marks a row that was leased but handed back unsent (a
+	// batch claimed it ahead and could not send it in time): the claim's
+	// count of an attempt is taken back, so Attempts counts requests.
+	Unattempted bool
 }
 
 // Claim asks for passbacks to send. Owner identifies the claiming process;

@@ -39,6 +39,7 @@ func Run(t *testing.T, b Backend) {
 		{"OutboxNewestWins", testOutboxNewestWins},
 		{"ClaimIDsRespectsLiveLease", testClaimIDsRespectsLiveLease},
 		{"LeaseExpiryAndBackoff", testLeaseExpiryAndBackoff},
+		{"HandBackTakesTheAttemptBack", testHandBack},
 		{"CompleteGroup", testCompleteGroup},
 		{"UncertainAttemptHoldsNewerScores", testUncertainAttemptHoldsNewerScores},
 		{"AGSTimestampsIncreasePerSecond", testAGSTimestamps},
@@ -674,6 +675,37 @@ func testLeaseExpiryAndBackoff(t *testing.T, b Backend) {
 	c = claim("p4", t0.Add(3*time.Minute))
 	if got, _ := s.ClaimDue(bg, c); len(got) != 1 || got[0].Attempts != 4 {
 		t.Fatalf("expired lease not taken over: %+v", got)
+	}
+}
+
+// A row leased and handed back unsent (Unattempted) is due again at once
+// and its attempt is not counted; a real failed attempt still is. The
+// count matters beyond display: an AGS send with more than one attempt
+// tells the platform an earlier request may have posted this very score.
+func testHandBack(t *testing.T, b Backend) {
+	s, _ := b.Open(t)
+	t0 := now0()
+	sess := record(t, s, MkLaunch("carol", "hw1", t0))
+	a := enqueue(t, s, sess, "0.5", t0)
+	got, err := s.ClaimIDs(bg, claim("batch", t0), []int64{a.ID})
+	if err != nil || len(got) != 1 || got[0].Attempts != 1 {
+		t.Fatalf("claim: %+v %v", got, err)
+	}
+	if err := s.Complete(bg, "batch", t0, map[int64]store.Result{a.ID: {Status: store.StatusRetry, NextTry: t0, Unattempted: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Passback(bg, a.ID); p.Status != store.StatusRetry || p.Attempts != 0 || p.LeaseOwner != "" {
+		t.Fatalf("after the hand-back: status %s, %d attempts, owner %q; want retry, 0, none", p.Status, p.Attempts, p.LeaseOwner)
+	}
+	got, err = s.ClaimIDs(bg, claim("batch", t0.Add(time.Second)), []int64{a.ID})
+	if err != nil || len(got) != 1 || got[0].Attempts != 1 {
+		t.Fatalf("claimed again: %+v %v; want its first attempt", got, err)
+	}
+	if err := s.Complete(bg, "batch", t0, map[int64]store.Result{a.ID: {Status: store.StatusRetry, NextTry: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Passback(bg, a.ID); p.Attempts != 1 {
+		t.Fatalf("a failed attempt counts: %d attempts, want 1", p.Attempts)
 	}
 }
 
