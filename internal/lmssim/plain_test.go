@@ -2,6 +2,7 @@ package lmssim
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +35,24 @@ func TestPlainRequestReadsWhatBuildPOXWrites(t *testing.T) {
 		if fast.sourcedID != rr.SourcedID || fast.op != string(rr.Op) || (rr.Op == lti11.ReplaceResult && (fast.score == nil || *fast.score != rr.Score)) {
 			t.Errorf("%s: read as %+v", name, fast)
 		}
+	}
+}
+
+// Hostile nesting stays cheap: the fast path stops at its depth limit and
+// leaves the body to xml.Unmarshal.
+func TestPlainRequestDeepNesting(t *testing.T) {
+	deep := "<imsx_POXEnvelopeRequest><imsx_POXBody>" + strings.Repeat("<a>", 100000) + strings.Repeat("</a>", 100000) + "</imsx_POXBody></imsx_POXEnvelopeRequest>"
+	start := time.Now()
+	if _, ok := parsePlainRequest([]byte(deep)); ok {
+		t.Error("the fast path read 100,000 levels")
+	}
+	// xml.Unmarshal reads the outer <a> as an operation named "a", which
+	// the simulator then answers as unsupported.
+	if r, err := parseRequest([]byte(deep)); err == nil && r.op != "a" {
+		t.Errorf("read as %+v", r)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s", d)
 	}
 }
 

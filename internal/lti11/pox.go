@@ -226,7 +226,8 @@ func parseXML(body []byte) (*Response, error) {
 // the same for both readers.
 type poxCollector struct {
 	stack    []string
-	text     string // character data since the last tag
+	text     string          // character data since the last tag: the first piece,
+	more     strings.Builder // and all of it once a second piece came (encoding/xml splits text at comments)
 	resp     Response
 	seen     map[string]bool
 	sawRoot  bool
@@ -247,14 +248,37 @@ func (c *poxCollector) start(local string) error {
 		return errors.New("pox response nested too deeply")
 	}
 	c.stack = append(c.stack, local)
-	c.text = ""
+	c.resetText()
 	return nil
 }
 
+// chars adds character data. A Builder once there are two pieces: text
+// split a hundred thousand times by comments must not cost a copy of
+// everything before each piece.
 func (c *poxCollector) chars(s string) {
-	if len(c.stack) > 0 {
-		c.text += s
+	if len(c.stack) == 0 {
+		return
 	}
+	if c.more.Len() == 0 && c.text == "" {
+		c.text = s
+		return
+	}
+	if c.more.Len() == 0 {
+		c.more.WriteString(c.text)
+	}
+	c.more.WriteString(s)
+}
+
+func (c *poxCollector) value() string {
+	if c.more.Len() > 0 {
+		return c.more.String()
+	}
+	return c.text
+}
+
+func (c *poxCollector) resetText() {
+	c.text = ""
+	c.more.Reset()
 }
 
 func (c *poxCollector) end() error {
@@ -267,7 +291,7 @@ func (c *poxCollector) end() error {
 			c.seen = make(map[string]bool, 8)
 		}
 		c.seen[field] = true
-		v := strings.TrimSpace(c.text)
+		v := strings.TrimSpace(c.value())
 		switch field {
 		case "imsx_codeMajor":
 			c.resp.CodeMajor = v
@@ -284,7 +308,7 @@ func (c *poxCollector) end() error {
 		}
 	}
 	c.stack = c.stack[:len(c.stack)-1]
-	c.text = ""
+	c.resetText()
 	if len(c.stack) == 0 {
 		c.rootDone = true
 	}

@@ -199,6 +199,10 @@ func TestParseResponseHostile(t *testing.T) {
 		"mismatched tags":      `<imsx_POXEnvelopeResponse><a></b></imsx_POXEnvelopeResponse>`,
 		"unknown charset":      `<?xml version="1.0" encoding="EBCDIC"?><imsx_POXEnvelopeResponse/>`,
 		"oversized":            canvasSuccess + "<!--" + strings.Repeat("x", MaxResponseBytes) + "-->",
+		// Text split by 100,000 comments inside one element: linear, not a
+		// copy of all before each piece (and no codeMajor, so refused).
+		"comment-split text": `<imsx_POXEnvelopeResponse><imsx_POXHeader><imsx_POXResponseHeaderInfo><imsx_statusInfo><imsx_description>` +
+			strings.Repeat("ab<!---->", 100000) + `</imsx_description></imsx_statusInfo></imsx_POXResponseHeaderInfo></imsx_POXHeader></imsx_POXEnvelopeResponse>`,
 	}
 	for name, body := range cases {
 		start := time.Now()

@@ -114,6 +114,9 @@ func ScanPlainXML(body []byte, ev PlainEvents) bool {
 		if n == 0 {
 			return false // <!, <?, or not a name
 		}
+		if len(open) >= maxPlainDepth {
+			return false // encoding/xml has its own limits
+		}
 		k, selfClosing, ok := plainAttrs(s, i+1+n)
 		if !ok || !ev.Start(name, localName(name)) {
 			return false
@@ -130,6 +133,10 @@ func ScanPlainXML(body []byte, ev PlainEvents) bool {
 	}
 	return len(open) == 0 && done
 }
+
+// maxPlainDepth bounds the nesting ScanPlainXML reads; POX is six or
+// seven levels deep, and a handler may look at the whole path per element.
+const maxPlainDepth = 32
 
 // plainAttrs reads a start tag's attributes from s[k:] up to its end and
 // returns the index after the tag and whether it was self-closing.
