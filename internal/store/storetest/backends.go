@@ -74,25 +74,16 @@ func SQLite(t *testing.T) (store.Store, func(opts ...store.Option) store.Store) 
 // Postgres opens a store in a new database of the test server, dropped
 // when the test ends.
 func Postgres(t *testing.T) (store.Store, func(opts ...store.Option) store.Store) {
-	admin, why := AdminDSN()
-	if admin == "" {
-		t.Skip(why)
-	}
-	dsn, drop, err := NewDatabase(context.Background(), admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := drop(); err != nil {
-			t.Errorf("dropping the test database: %v", err)
-		}
-	})
-	return openAll(t, dsn)
+	return postgresWith(t)
 }
 
 // PostgresFewQueries is Postgres with every handle opened as a short-lived
 // command opens it (store.FewQueries: no prepared statements).
 func PostgresFewQueries(t *testing.T) (store.Store, func(opts ...store.Option) store.Store) {
+	return postgresWith(t, store.FewQueries())
+}
+
+func postgresWith(t *testing.T, always ...store.Option) (store.Store, func(opts ...store.Option) store.Store) {
 	admin, why := AdminDSN()
 	if admin == "" {
 		t.Skip(why)
@@ -106,7 +97,7 @@ func PostgresFewQueries(t *testing.T) (store.Store, func(opts ...store.Option) s
 			t.Errorf("dropping the test database: %v", err)
 		}
 	})
-	return openAll(t, dsn, store.FewQueries())
+	return openAll(t, dsn, always...)
 }
 
 func openAll(t *testing.T, dsn string, always ...store.Option) (store.Store, func(opts ...store.Option) store.Store) {
