@@ -16,9 +16,15 @@
 # kept in the cluster folder, mode 0600): the tests create and drop one
 # database per test or script through the DSN printed.
 #
+# In front of it, when PgBouncer is installed or can be (Debian package
+# `pgbouncer`), a PgBouncer in session mode (SCRAM, the same role) for the
+# testscripts' pass through a pooler, the deployment docs/postgres.md
+# suggests for many logins; without it only that pass skips.
+#
 # stdout gets only KEY=VALUE lines, like scripts/hub-env.sh:
 #
 #   LTIGRADE_TEST_PG_DSN=postgres://ltigrade:PASSWORD@127.0.0.1:PORT/postgres?sslmode=disable
+#   LTIGRADE_TEST_PGBOUNCER_DSN=postgres://ltigrade:PASSWORD@127.0.0.1:BPORT/postgres?sslmode=disable
 #   PG_BINDIR PG_DATA PG_PORT
 #
 # Exit codes: 0 running; 3 PostgreSQL is not installed and cannot be (no
@@ -109,11 +115,77 @@ running() {
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+bouncer=$dir/pgbouncer
+bouncer_running() {
+	[[ -f $bouncer/pgbouncer.pid ]] || return 1
+	local pid
+	pid=$(head -1 "$bouncer/pgbouncer.pid")
+	# A daemon that exited may linger as a zombie nobody reaps: not running.
+	[[ -n $pid && -r /proc/$pid/comm && $(cat "/proc/$pid/comm") == pgbouncer &&
+		$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
+}
+
+# start_bouncer starts PgBouncer in front of the cluster at PORT, or says
+# why not and returns 1 (the PostgreSQL tests still run).
+start_bouncer() { # PORT
+	if ! command -v pgbouncer >/dev/null 2>&1; then
+		if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+			log "no pgbouncer (and cannot apt-get install it): the pass through PgBouncer skips"
+			return 1
+		fi
+		log "installing pgbouncer from the Debian packages"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends pgbouncer >&2 ||
+			{ log "apt-get install pgbouncer failed: the pass through PgBouncer skips"; return 1; }
+	fi
+	bouncer_running && return 0
+	mkdir -p "$bouncer"
+	chmod 700 "$bouncer"
+	local bport=${LTIGRADE_PGBOUNCER_PORT:-56432}
+	while ! port_free "$bport"; do bport=$((bport + 1)); done
+	(
+		umask 077
+		printf '"%s" "%s"\n' "$role" "$(cat "$dir/password")" >"$bouncer/users.txt"
+		cat >"$bouncer/pgbouncer.ini" <<EOF
+[databases]
+* = host=127.0.0.1 port=$1
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bport
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $bouncer/users.txt
+pool_mode = session
+max_client_conn = 500
+default_pool_size = 100
+server_reset_query = DISCARD ALL
+ignore_startup_parameters = extra_float_digits
+log_connections = 0
+log_disconnections = 0
+logfile = $bouncer/pgbouncer.log
+pidfile = $bouncer/pgbouncer.pid
+EOF
+	)
+	[[ $(id -u) -ne 0 ]] || chown -R "$user" "$bouncer"
+	rm -f "$bouncer/pgbouncer.pid"
+	as pgbouncer -d "$bouncer/pgbouncer.ini" >&2 || { log "pgbouncer did not start: the pass through PgBouncer skips"; return 1; }
+	local i
+	for i in $(seq 100); do
+		! port_free "$bport" && return 0
+		sleep 0.1
+	done
+	log "pgbouncer is not listening on $bport: the pass through PgBouncer skips"
+	return 1
+}
+
 emit() {
 	local port pw
 	port=$(sed -n 4p "$data/postmaster.pid")
 	pw=$(cat "$dir/password")
 	printf 'LTIGRADE_TEST_PG_DSN=postgres://%s:%s@127.0.0.1:%s/postgres?sslmode=disable\n' "$role" "$pw" "$port"
+	if bouncer_running; then
+		printf 'LTIGRADE_TEST_PGBOUNCER_DSN=postgres://%s:%s@127.0.0.1:%s/postgres?sslmode=disable\n' "$role" "$pw" \
+			"$(sed -n 's/^listen_port = //p' "$bouncer/pgbouncer.ini")"
+	fi
 	printf 'PG_BINDIR=%s\n' "$BIN"
 	printf 'PG_DATA=%s\n' "$data"
 	printf 'PG_PORT=%s\n' "$port"
@@ -122,6 +194,9 @@ emit() {
 cmd=${1:-start}
 case $cmd in
 stop)
+	if bouncer_running; then
+		kill -TERM "$(head -1 "$bouncer/pgbouncer.pid")" 2>/dev/null || true
+	fi
 	if running; then
 		BIN=$(bindir)
 		as "$BIN/pg_ctl" -D "$data" -m fast -w stop >&2
@@ -179,4 +254,5 @@ if [[ -n ${fresh:-} ]]; then
 	as "$BIN/psql" -h "$data" -p "$(sed -n 4p "$data/postmaster.pid")" -U postgres -d postgres -q -v ON_ERROR_STOP=1 \
 		-c "CREATE ROLE $role LOGIN CREATEDB PASSWORD '$pw'" >&2
 fi
+start_bouncer "$(sed -n 4p "$data/postmaster.pid")" || true
 emit

@@ -156,6 +156,33 @@ func AdminDSN() (string, string) {
 	return adminDSN, adminWhy
 }
 
+// EnvBouncerDSN names the PgBouncer (session mode) in front of the test
+// server, as scripts/postgres-env.sh prints it.
+const EnvBouncerDSN = "LTIGRADE_TEST_PGBOUNCER_DSN"
+
+// BouncerDSN is the PgBouncer's DSN from $LTIGRADE_TEST_PGBOUNCER_DSN or
+// the file $LTIGRADE_PG_ENV_FILE, or "" and why there is none.
+func BouncerDSN() (string, string) {
+	if d := os.Getenv(EnvBouncerDSN); d != "" {
+		return d, ""
+	}
+	f := os.Getenv(EnvFile)
+	if f == "" {
+		return "", "neither $" + EnvBouncerDSN + " nor $" + EnvFile + " is set"
+	}
+	data, err := os.ReadFile(f)
+	if err != nil {
+		return "", "$" + EnvFile + ": " + err.Error()
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "="); ok && k == EnvBouncerDSN {
+			return v, ""
+		}
+	}
+	return "", f + " names no " + EnvBouncerDSN + " (scripts/postgres-env.sh could not start PgBouncer; its message says why)"
+}
+
 // NewDatabase creates an empty database on the server of admin (a role
 // with CREATEDB) and returns its DSN and a func that drops it.
 func NewDatabase(ctx context.Context, admin string) (string, func() error, error) {
