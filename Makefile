@@ -69,7 +69,8 @@ bench: build bench-hub bench-batch bench-service
 bench-pg: build
 	@rc=0; env=$$(bash scripts/postgres-env.sh) || rc=$$?; \
 	if [ $$rc -ne 0 ]; then echo "bench-pg: no PostgreSQL (scripts/postgres-env.sh exit $$rc)" >&2; exit $$rc; fi; \
-	rc=0; GO="$(GO)" BENCH_PG_DSN="$$(printf "%s\n" "$$env" | sed -n "s/^LTIGRADE_TEST_PG_DSN=//p")" bash scripts/bench-pg.sh || rc=$$?; \
+	rc=0; GO="$(GO)" BENCH_PG_DSN="$$(printf "%s\n" "$$env" | sed -n "s/^LTIGRADE_TEST_PG_DSN=//p")" \
+		BENCH_PGBOUNCER_DSN="$$(printf "%s\n" "$$env" | sed -n "s/^LTIGRADE_TEST_PGBOUNCER_DSN=//p")" bash scripts/bench-pg.sh || rc=$$?; \
 	bash scripts/postgres-env.sh stop; exit $$rc
 
 ## bench-hub: hub login latency of an LTI launch with and without the hook (200 launches, 20 in flight)

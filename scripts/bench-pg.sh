@@ -11,7 +11,9 @@
 #   3. a BENCH_BATCH_N-row (20,000) `ltigrade score --batch` at zero latency.
 #
 # BENCH_PG_DSN is a PostgreSQL role with CREATEDB (make bench-pg passes the
-# one scripts/postgres-env.sh prints); the databases ltigrade_bench (seeded
+# one scripts/postgres-env.sh prints, and BENCH_PGBOUNCER_DSN, its PgBouncer
+# in session mode: section 1 then also runs through the pooler, as the
+# "store" pgbouncer, on the same database); the databases ltigrade_bench (seeded
 # once, reused like the SQLite store) and ltigrade_bench_q are created on it.
 # The SQLite store is bench-cli.sh's cached one, in the same folder
 # (${LTIGRADE_BENCH_DIR:-/tmp/ltigrade-bench}). Timing is benchseed's (fork to
@@ -67,8 +69,8 @@ SEED=$DIR/benchseed
 
 # The PostgreSQL databases: the password goes to a 0600 file, the URLs in
 # the configs have none.
-pgurl() { # DBNAME -> URL without password
-	python3 - "$BENCH_PG_DSN" "$1" <<'EOF'
+pgurl() { # DBNAME [BASE] -> URL without password
+	python3 - "${2:-$BENCH_PG_DSN}" "$1" <<'EOF'
 import sys, urllib.parse as u
 p = u.urlsplit(sys.argv[1])
 host = p.hostname + (":%d" % p.port if p.port else "")
@@ -88,7 +90,7 @@ chmod 600 "$DIR/secret"
 # config STORE DATABASE FILE: a config like bench-cli.sh's for one store.
 config() {
 	local extra=""
-	[[ $1 == postgres ]] && extra="database_password_file = \"$DIR/pg.pass\""
+	[[ $1 == postgres || $1 == pgbouncer ]] && extra="database_password_file = \"$DIR/pg.pass\""
 	cat >"$3" <<EOF
 database = "$2"
 $extra
@@ -111,6 +113,7 @@ db_of() { # STORE KIND -> database value
 	sqlite/queue) echo "$DIR/pg-bench-queue.db" ;;
 	postgres/launches) pgurl ltigrade_bench ;;
 	postgres/queue) pgurl ltigrade_bench_q ;;
+	pgbouncer/launches) pgurl ltigrade_bench "$BENCH_PGBOUNCER_DSN" ;;
 	esac
 }
 seeddsn() { # STORE KIND -> the database value with the password, for benchseed
@@ -132,10 +135,13 @@ echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ $PARTS == *" record "* ]]; then
 "$SEED" inputs -dir "$DIR/inputs" -users "$USERS" -links "$LINKS" -n $((RUNS + WARMUP)) -home "/home/jupyter-{username}"
 "$SEED" time -label --version -runs "$RUNS" -warmup "$WARMUP" -- "$BIN" --version
-for st in $STORES; do
+record_stores=$STORES
+[[ -n ${BENCH_PGBOUNCER_DSN:-} && " $STORES " == *" postgres "* ]] && record_stores="$STORES pgbouncer"
+for st in $record_stores; do
 	case $st in
 	sqlite) "$SEED" seed -db "$(db_of sqlite launches)" -users "$USERS" -launches "$LAUNCHES" -links "$LINKS"; sync "$(db_of sqlite launches)" ;;
 	postgres) "$SEED" seed -db "$(seeddsn postgres launches)" -users "$USERS" -launches "$LAUNCHES" -links "$LINKS" ;;
+	pgbouncer) ;; # the database postgres seeded, through the pooler
 	esac
 	config "$st" "$(db_of "$st" launches)" "$DIR/$st-record.toml"
 	"$SEED" time -label "$st record" -argsfile "$DIR/inputs/record.args" -warmup "$WARMUP" \
@@ -158,6 +164,10 @@ done
 EOF
 	"$SEED" time -label "$st record --spool ($SPOOL_N)" -runs "$SPOOL_RUNS" -warmup 1 -setup "sh $DIR/spool-fill.sh" \
 		-match "^ingested $SPOOL_N spooled launches" -items "$SPOOL_N" -unit launches -- "$BIN" --config "$DIR/$st-spool.toml" record --spool
+	# Where a one-shot record's store time goes: opening (connection,
+	# authentication, schema check) against the record itself.
+	[[ $st == sqlite ]] || "$SEED" phases -label "$st" -db "$(db_of "$st" launches)" -password-file "$DIR/pg.pass" \
+		-argsfile <(head -n 30 "$DIR/inputs/record.args")
 done
 fi
 

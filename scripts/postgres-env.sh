@@ -134,8 +134,10 @@ start_bouncer() { # PORT
 			return 1
 		fi
 		log "installing pgbouncer from the Debian packages"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends pgbouncer >&2 ||
-			{ log "apt-get install pgbouncer failed: the pass through PgBouncer skips"; return 1; }
+		if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends pgbouncer >&2; then
+			apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends pgbouncer >&2 ||
+				{ log "apt-get install pgbouncer failed: the pass through PgBouncer skips"; return 1; }
+		fi
 	fi
 	bouncer_running && return 0
 	mkdir -p "$bouncer"

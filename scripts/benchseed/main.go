@@ -24,6 +24,9 @@
 //	    runs COMMAND (plus one argument per line of -argsfile) as a whole
 //	    process, times each run from fork to exit with Go's monotonic clock,
 //	    and prints median, p90, min and max (and items/s with -items)
+//	benchseed phases    -label L -db DSN -argsfile F [-password-file F]
+//	    in one process, per launch file: open the store as a one-shot
+//	    command does, record the launch, close; medians of the two parts
 package main
 
 import (
@@ -32,7 +35,7 @@ import (
 )
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchseed seed|inputs|passbacks|serve-lms|serve-hub|time [flags] (see the package comment)")
+	fmt.Fprintln(os.Stderr, "usage: benchseed seed|inputs|passbacks|serve-lms|serve-hub|time|phases [flags] (see the package comment)")
 	os.Exit(2)
 }
 
@@ -55,6 +58,8 @@ func main() {
 		err = cmdServeHub(args)
 	case "time":
 		err = cmdTime(args)
+	case "phases":
+		err = cmdPhases(args)
 	default:
 		usage()
 	}
