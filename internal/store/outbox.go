@@ -277,49 +277,33 @@ func (s *SQLite) Complete(ctx context.Context, owner string, now time.Time, resu
 	}
 	return s.relaxed(ctx, func(tx *sql.Tx) error {
 		n := micros(now)
-		// One prepared statement per form, not one parse per row: a group
-		// holds hundreds of outcomes.
-		stmts := map[string]*sql.Stmt{}
-		defer func() {
-			for _, st := range stmts {
-				st.Close()
-			}
-		}()
+		// One prepared statement for the whole group, not one parse per
+		// row: a group holds hundreds of outcomes. keepLease keeps the lease
+		// end as the in-flight window when the LMS may have the request but
+		// did not answer; unattempted takes back the claim's count of an
+		// attempt for a row handed back unsent. The owner check makes a lost
+		// lease harmless: if our lease expired and another process took the
+		// row, its outcome is the one kept.
+		st, err := tx.PrepareContext(ctx, `UPDATE passbacks SET status = ?, last_error = ?, http_status = ?,
+			next_attempt_at = ?, sent_at = COALESCE(?, sent_at), lease_owner = '',
+			lease_until = CASE WHEN ? THEN lease_until END,
+			attempts = CASE WHEN ? THEN MAX(attempts - 1, 0) ELSE attempts END, updated_at = ?
+			WHERE id = ? AND status = 'sending' AND lease_owner = ?`)
+		if err != nil {
+			return s.wrap(err)
+		}
+		defer st.Close()
 		for id, r := range results {
 			var next, sent any
-			// keep is the lease end kept as the in-flight window when the LMS
-			// may have the request but did not answer.
-			keep := "NULL"
+			keepLease := false
 			switch r.Status {
 			case StatusSent:
 				sent = n
 			case StatusRetry:
 				next = micros(r.NextTry)
-				if r.Uncertain {
-					keep = "lease_until"
-				}
+				keepLease = r.Uncertain
 			}
-			// The owner check makes a lost lease harmless: if our lease expired
-			// and another process took the row, its outcome is the one kept.
-			attempts := "attempts"
-			if r.Unattempted {
-				attempts = "MAX(attempts - 1, 0)"
-			}
-			form := keep + " " + attempts
-			st, ok := stmts[form]
-			if !ok {
-				var err error
-				st, err = tx.PrepareContext(ctx, `UPDATE passbacks SET status = ?, last_error = ?, http_status = ?,
-				next_attempt_at = ?, sent_at = COALESCE(?, sent_at), lease_owner = '', lease_until = `+keep+`,
-				attempts = `+attempts+`, updated_at = ?
-				WHERE id = ? AND status = 'sending' AND lease_owner = ?`)
-				if err != nil {
-					return s.wrap(err)
-				}
-				stmts[form] = st
-			}
-			_, err := st.ExecContext(ctx, r.Status, r.Message, r.HTTPStatus, next, sent, n, id, owner)
-			if err != nil {
+			if _, err := st.ExecContext(ctx, r.Status, r.Message, r.HTTPStatus, next, sent, keepLease, r.Unattempted, n, id, owner); err != nil {
 				return s.wrap(err)
 			}
 		}
