@@ -393,14 +393,13 @@ func parseRequestXML(body []byte) (request, error) {
 // it to xml.Unmarshal's reading; anything else goes to xml.Unmarshal.
 func parsePlainRequest(body []byte) (request, bool) {
 	var (
-		r      request
-		path   []string
-		ops    int
-		seen   = map[string]bool{}
-		into   *string // the field the current text belongs to
-		nested bool    // an element inside a field
-		score  string
-		has    bool
+		r     request
+		path  []string
+		ops   int
+		seen  = map[*string]bool{} // fields read so far
+		into  *string              // the field the current text belongs to
+		score string
+		has   bool
 	)
 	fieldOf := func() *string {
 		n := len(path)
@@ -427,10 +426,9 @@ func parsePlainRequest(body []byte) (request, bool) {
 		return nil
 	}
 	ok := lti11.ScanPlainXML(body, lti11.PlainEvents{
-		Start: func(_, local string) bool {
+		Start: func(local string) bool {
 			if into != nil {
-				nested = true
-				return false
+				return false // an element inside a field: xml.Unmarshal's rules
 			}
 			path = append(path, local)
 			switch {
@@ -443,11 +441,10 @@ func parsePlainRequest(body []byte) (request, bool) {
 				r.op = strings.TrimSuffix(local, "Request")
 			}
 			if f := fieldOf(); f != nil {
-				key := strings.Join(path, ">")
-				if seen[key] {
+				if seen[f] {
 					return false // a repeated field: xml.Unmarshal's rules
 				}
-				seen[key] = true
+				seen[f] = true
 				into = f
 			}
 			return true
@@ -463,7 +460,7 @@ func parsePlainRequest(body []byte) (request, bool) {
 			return true
 		},
 	})
-	if !ok || nested || ops != 1 {
+	if !ok || ops != 1 {
 		return request{}, false
 	}
 	if has {

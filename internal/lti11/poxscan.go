@@ -22,7 +22,7 @@ import (
 func scanPlain(body []byte) (*Response, bool) {
 	var c poxCollector
 	ok := ScanPlainXML(body, PlainEvents{
-		Start: func(_, local string) bool { return c.start(local) == nil },
+		Start: func(local string) bool { return c.start(local) == nil },
 		Text:  c.chars,
 		End:   func() bool { return c.end() == nil },
 	})
@@ -37,11 +37,12 @@ func scanPlain(body []byte) (*Response, bool) {
 }
 
 // PlainEvents receives what ScanPlainXML reads. Start gets an element's
-// name as written and its local name; Text gets the decoded character data
-// between two tags; End closes the innermost element. Start or End
-// returning false stops the scan (ScanPlainXML then returns false).
+// local name (the one after its prefix: both readers match by local name);
+// Text gets the decoded character data between two tags; End closes the
+// innermost element. Start or End returning false stops the scan
+// (ScanPlainXML then returns false).
 type PlainEvents struct {
-	Start func(raw, local string) bool
+	Start func(local string) bool
 	Text  func(s string)
 	End   func() bool
 }
@@ -118,7 +119,7 @@ func ScanPlainXML(body []byte, ev PlainEvents) bool {
 			return false // encoding/xml has its own limits
 		}
 		k, selfClosing, ok := plainAttrs(s, i+1+n)
-		if !ok || !ev.Start(name, localName(name)) {
+		if !ok || !ev.Start(localName(name)) {
 			return false
 		}
 		open = append(open, name)
