@@ -135,7 +135,7 @@ func (g *Local) Batch(ctx context.Context, r BatchRequest, progress func(status 
 	loads := g.newLoadMemo()
 	var users []string
 	for _, row := range r.Rows {
-		if u, err := launch.NormalizeUsername(row.Username); err == nil && row.Username != "" {
+		if u, err := launch.NormalizeUsername(row.Username); err == nil {
 			users = append(users, u)
 		}
 	}
@@ -244,8 +244,7 @@ func (g *Local) Batch(ctx context.Context, r BatchRequest, progress func(status 
 	if conc <= 0 {
 		conc = g.Config.Passback.Concurrency
 	}
-	eng := g.engine(conc)
-	eng.Sender = g.senderWith(conc, loads.secret, loads.platform)
+	eng := g.engine(conc, g.senderWith(conc, loads.secret, loads.platform))
 	var mu sync.Mutex
 	err := eng.SendBatch(ctx, sendable, min(g.Config.Passback.Timeout, 5*time.Second), func(p *store.Passback, out passback.Outcome) {
 		mu.Lock()

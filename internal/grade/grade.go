@@ -200,7 +200,7 @@ func (g *Local) Preflight(s *store.Session) error {
 
 // preflight is Preflight loading secrets and keys through secret and
 // platform (a batch's memo).
-func (g *Local) preflight(s *store.Session, secret func(key string) (string, error), platform func(issuer, clientID string) (ags.Platform, error)) error {
+func (g *Local) preflight(s *store.Session, secret func(key string) (config.Secret, error), platform func(issuer, clientID string) (ags.Platform, error)) error {
 	if s.Version == "1.3" {
 		return g.agsPreflight(s, platform)
 	}
@@ -303,7 +303,7 @@ func (g *Local) Sender(senders int) passback.Sender {
 
 // senderWith is Sender loading secrets and keys through secret and
 // platform.
-func (g *Local) senderWith(senders int, secret func(key string) (string, error), platform func(issuer, clientID string) (ags.Platform, error)) passback.Sender {
+func (g *Local) senderWith(senders int, secret func(key string) (config.Secret, error), platform func(issuer, clientID string) (ags.Platform, error)) passback.Sender {
 	st := g.Store
 	agsSender := &passback.AGSSender{Client: g.AGSClient(senders), Platform: platform,
 		Found: func(ctx context.Context, p *store.Passback, lineitem string) {
@@ -311,23 +311,24 @@ func (g *Local) senderWith(senders int, secret func(key string) (string, error),
 			_ = st.SetLineItem(ctx, p.LaunchID, p.SessionID, lineitem)
 		}}
 	return passback.Protocols{
-		"lti11": &passback.LTI11Sender{Client: &lti11.Client{HTTP: g.httpClient(senders)}, Secret: secret},
+		"lti11": &passback.LTI11Sender{Client: &lti11.Client{HTTP: g.httpClient(senders)}, Secret: func(key string) (string, error) {
+			// Revealed here, for the signer, and nowhere else.
+			s, err := secret(key)
+			if err != nil {
+				return "", err
+			}
+			return s.Reveal(), nil
+		}},
 		"ags":   agsSender,
 	}
 }
 
-func (g *Local) secret(key string) (string, error) {
-	s, err := g.Config.ConsumerSecret(key)
-	if err != nil {
-		return "", err
-	}
-	return s.Reveal(), nil
-}
+func (g *Local) secret(key string) (config.Secret, error) { return g.Config.ConsumerSecret(key) }
 
-// engine is the outbox engine with this config.
-func (g *Local) engine(senders int) *passback.Engine {
+// engine is the outbox engine with this config, sending with sender.
+func (g *Local) engine(senders int, sender passback.Sender) *passback.Engine {
 	return &passback.Engine{Store: g.Store, Timeout: g.Config.Passback.Timeout, Concurrency: max(senders, 1),
-		Now: g.now, Sender: g.Sender(senders), Observe: g.OnSend}
+		Now: g.now, Sender: sender, Observe: g.OnSend}
 }
 
 // loadMemo remembers, for one batch, what loading each consumer's secret
@@ -343,7 +344,7 @@ type loadMemo struct {
 }
 
 type secretLoad struct {
-	s   string
+	s   config.Secret // redacts itself if ever printed; revealed only by the sender
 	err error
 }
 
@@ -356,7 +357,7 @@ func (g *Local) newLoadMemo() *loadMemo {
 	return &loadMemo{g: g, secrets: map[string]secretLoad{}, platforms: map[[2]string]platformLoad{}}
 }
 
-func (m *loadMemo) secret(key string) (string, error) {
+func (m *loadMemo) secret(key string) (config.Secret, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l, ok := m.secrets[key]

@@ -133,7 +133,7 @@ func (g *Local) Score(ctx context.Context, r ScoreRequest) (*ScoreResult, error)
 		return nil, err
 	}
 	wait := min(g.Config.Passback.Timeout, 5*time.Second)
-	got, err := g.engine(1).SendNow(ctx, []int64{p.ID}, wait)
+	got, err := g.engine(1, g.Sender(1)).SendNow(ctx, []int64{p.ID}, wait)
 	if err != nil {
 		err = fmt.Errorf("score %s journaled as passback %d, but sending failed: %w", p.Score, p.ID, err)
 		// The budget ran out before the row could even be claimed (a busy

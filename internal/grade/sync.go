@@ -51,7 +51,7 @@ func (g *Local) Sync(ctx context.Context, r SyncRequest) (*SyncReport, error) {
 		g.warn("spooled launches not ingested: %v", err)
 	}
 	rep.Ingested, rep.SpoolFailed = ingested.Ingested, ingested.Failed
-	eng := g.engine(g.Config.Passback.Concurrency)
+	eng := g.engine(g.Config.Passback.Concurrency, g.Sender(g.Config.Passback.Concurrency))
 	if len(r.IDs) > 0 {
 		got, err := eng.SendNow(ctx, r.IDs, 0)
 		if err != nil {
