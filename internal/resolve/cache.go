@@ -69,11 +69,14 @@ func (c *Cache) Prefetch(ctx context.Context, usernames []string) error {
 }
 
 // Forget drops what is known of username's sessions (the caller recorded
-// one), so the next read fetches them again.
+// one), so the next read fetches them again; and every username-prefix
+// answer, which may now lack the user (a truncated TLJH name matching one
+// user instead of two would resolve where it should be ambiguous).
 func (c *Cache) Forget(username string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.users, username)
+	clear(c.prefixes)
 }
 
 // UserSessions implements Sessions.

@@ -605,13 +605,17 @@ func (s *Postgres) UserSessions(ctx context.Context, username string) ([]Session
 // state (see sessionSelectNoAuth).
 var pgSessionSelectNoAuth = strings.Replace(pgSessionSelect, "l.auth_state", "''::bytea AS auth_state", 1)
 
+// pgUsersChunk bounds the usernames of one UsersSessions query (an array
+// parameter, so no placeholder limit; the bound keeps each answer modest).
+const pgUsersChunk = 5000
+
 // UsersSessions implements Store: one query per chunk of names, each a
 // lookup on sessions_username.
 func (s *Postgres) UsersSessions(ctx context.Context, usernames []string) (map[string][]Session, error) {
 	out := map[string][]Session{}
 	names := dedupe(usernames)
 	for len(names) > 0 {
-		n := min(len(names), 5000)
+		n := min(len(names), pgUsersChunk)
 		got, err := s.sessions(ctx, pgSessionSelectNoAuth+` WHERE s.username = ANY($1)
 			ORDER BY s.username, s.launched_at DESC, s.id DESC`, names[:n])
 		if err != nil {
