@@ -352,6 +352,12 @@ func TestTimer(t *testing.T) {
 	want(t, CheckTimer(ctx, tm), StatusFail, "systemd is not running here", "/etc/cron.d/ltigrade: */5 * * * * root ltigrade sync")
 	write(t, filepath.Join(cron, "ltigrade"), "SHELL=/bin/sh\n*/5 * * * * root /usr/bin/ltigrade --config /etc/ltigrade/config.toml sync\n", 0o644)
 	want(t, CheckTimer(ctx, tm), StatusOK, "cron: "+filepath.Join(cron, "ltigrade")+": */5 * * * * root /usr/bin/ltigrade --config", "")
+	// A cron line's credentials stay out of the report.
+	write(t, filepath.Join(cron, "ltigrade"), "*/5 * * * * root PGPASSWORD=hunter2 LTIGRADE_DB=postgres://u:pw123@db/x /usr/bin/ltigrade --db postgres://v:pw456@db/y sync\n", 0o644)
+	c := CheckTimer(ctx, tm)
+	if c.Status != StatusOK || strings.Contains(c.Detail, "hunter2") || strings.Contains(c.Detail, "pw123") || strings.Contains(c.Detail, "pw456") || !strings.Contains(c.Detail, "ltigrade --db postgres://v:") {
+		t.Errorf("cron line with credentials: %+v", c)
+	}
 
 	os.Remove(filepath.Join(cron, "ltigrade"))
 	tm.Crontab = func(context.Context) (string, error) { return "*/10 * * * * ltigrade sync --now\n", nil }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/ltigrade/ltigrade/internal/config"
 )
 
 // SyncUnit is the systemd timer the deb and rpm packages install.
@@ -56,7 +58,7 @@ func CheckTimer(ctx context.Context, t Timer) Check {
 		}
 	}
 	if file, line := findCron(ctx, t); file != "" {
-		return ok(name, "", "cron: "+file+": "+line)
+		return ok(name, "", "cron: "+file+": "+redactCronLine(line))
 	}
 	var looked []string
 	looked = append(looked, t.CronFiles...)
@@ -76,6 +78,30 @@ func orState(s, none string) string {
 		return none
 	}
 	return s
+}
+
+// redactCronLine hides what a crontab line may carry besides the command:
+// a password in a database URL (LTIGRADE_DB=postgres://u:PW@..., --db
+// URL) and variables named like secrets (PGPASSWORD=..., ..._TOKEN=...).
+func redactCronLine(line string) string {
+	words := strings.Fields(line)
+	for i, w := range words {
+		k, v, isAssign := strings.Cut(w, "=")
+		switch {
+		case isAssign && secretName(k):
+			words[i] = k + "=xxxxx"
+		case isAssign && strings.Contains(v, "://"):
+			words[i] = k + "=" + config.RedactDSN(v)
+		case strings.Contains(w, "://"):
+			words[i] = config.RedactDSN(w)
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+func secretName(k string) bool {
+	k = strings.ToUpper(k)
+	return strings.Contains(k, "PASS") || strings.Contains(k, "SECRET") || strings.Contains(k, "TOKEN")
 }
 
 // findCron returns the first crontab file and line that runs ltigrade sync.
