@@ -318,3 +318,25 @@ func TestPostgresSupersedeWithinSessionsUsesSessionIndex(t *testing.T) {
 		}
 	}
 }
+
+// doctor's write check covers every table ltigrade writes, not one: a role
+// left with only SELECT on the outbox could record launches but never
+// journal a score.
+func TestCheckWritableSeesEveryTable(t *testing.T) {
+	s, conn := pgStore(t)
+	ctx := context.Background()
+	p := s.(store.Prober)
+	if err := p.CheckWritable(ctx); err != nil {
+		t.Fatalf("owner of every table: %v", err)
+	}
+	if _, err := conn.Exec(ctx, `REVOKE ALL ON passbacks FROM CURRENT_USER`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `GRANT SELECT ON passbacks TO CURRENT_USER`); err != nil {
+		t.Fatal(err)
+	}
+	err := p.CheckWritable(ctx)
+	if err == nil || !strings.Contains(err.Error(), "passbacks") {
+		t.Fatalf("with only SELECT on passbacks: %v, want an error naming the table", err)
+	}
+}

@@ -2,7 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Prober is what `ltigrade doctor` asks a store beyond the Store
@@ -59,10 +63,23 @@ func (s *Postgres) CheckWritable(ctx context.Context) error {
 		return s.wrap(err)
 	}
 	defer tx.Rollback(ctx)
-	// The grading tables are what ltigrade writes to: taking the lock an
-	// INSERT takes needs the same grants, and changes no row.
-	if _, err := tx.Exec(ctx, `LOCK TABLE launches IN ROW EXCLUSIVE MODE NOWAIT`); err != nil {
-		return s.wrap(fmt.Errorf("cannot write to table launches: %w", err))
+	// Every table of ltigrade's schema is written by some command: taking
+	// the lock an INSERT takes needs the same grants, and changes no row.
+	// The tables are listed from the catalog, so a later migration's table
+	// is checked too.
+	rows, err := tx.Query(ctx, `SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)
+	if err != nil {
+		return s.wrap(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return s.wrap(err)
+	}
+	if len(tables) == 0 {
+		return s.wrap(errors.New("no ltigrade tables in the current schema"))
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE `+strings.Join(tables, ", ")+` IN ROW EXCLUSIVE MODE NOWAIT`); err != nil {
+		return s.wrap(fmt.Errorf("cannot write to ltigrade's tables: %w", err))
 	}
 	return nil
 }
@@ -73,14 +90,6 @@ func (s *Postgres) OutcomeURLs(ctx context.Context, limit int) ([]string, error)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			return nil, s.wrap(err)
-		}
-		out = append(out, u)
-	}
-	return out, s.wrap(rows.Err())
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return out, s.wrap(err)
 }
