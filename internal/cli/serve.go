@@ -179,12 +179,8 @@ request, never a token or a secret. docs/service.md has the details.`,
 			}
 			tok, ok, err := cfg.MetricsToken()
 			if err != nil {
-				hint := "put only the token in " + cfg.Service.MetricsTokenFile + " (chmod 600), or fix service.metrics_token_file"
-				var me *config.SecretModeError
-				if errors.As(err, &me) {
-					hint = "chmod 600 " + cfg.Service.MetricsTokenFile
-				}
-				return withCode(ExitUsage, err, hint)
+				// A loose mode brings its own hint (chmod 600 FILE), which wins.
+				return withCode(ExitUsage, err, "put only the token in "+cfg.Service.MetricsTokenFile+" (chmod 600), or fix service.metrics_token_file")
 			}
 			if ok {
 				srv.MetricsToken = tok
@@ -210,7 +206,7 @@ request, never a token or a secret. docs/service.md has the details.`,
 				return fmt.Errorf("serve: %w", err)
 			}
 			hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-			log.Info("serving", "listen", ln.Addr().String(), "prefix", setup.Prefix, "hub_api", redactURL(setup.APIURL),
+			log.Info("serving", "listen", ln.Addr().String(), "prefix", setup.Prefix, "hub_api", config.RedactDSN(setup.APIURL),
 				"graders", len(cfg.Service.Graders), "metrics_token", ok, "version", version())
 			errc := make(chan error, 1)
 			go func() { errc <- hs.Serve(ln) }()
@@ -232,15 +228,6 @@ request, never a token or a secret. docs/service.md has the details.`,
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (external service; config service.listen); a managed service uses $JUPYTERHUB_SERVICE_URL")
 	return cmd
-}
-
-// redactURL hides a password in a URL before it is logged.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(not a URL)"
-	}
-	return u.Redacted()
 }
 
 // newLogger logs structured lines to stderr: JSON when stderr is not a

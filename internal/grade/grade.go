@@ -319,7 +319,7 @@ func (g *Local) senderWith(senders int, secret func(key string) (config.Secret, 
 			}
 			return s.Reveal(), nil
 		}},
-		"ags":   agsSender,
+		"ags": agsSender,
 	}
 }
 
