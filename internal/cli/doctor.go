@@ -154,25 +154,8 @@ func runDoctor(app *App, o doctorOptions, hubDirGiven, cronGiven bool) error {
 // hold names from the config, the store and LMS answers: each field is
 // made one line without terminal escapes.
 func printChecklist(app *App, rep doctor.Report) error {
-	for _, c := range rep.Checks {
-		name, subject, detail, hint := c.Name, termsafe.Field(c.Subject), termsafe.Field(c.Detail), termsafe.Field(c.Hint)
-		var err error
-		if !app.OutIsTTY {
-			word := map[doctor.Status]string{doctor.StatusOK: "ok", doctor.StatusFail: "FAIL", doctor.StatusWarn: "WARN", doctor.StatusSkip: "skip"}[c.Status]
-			_, err = fmt.Fprintf(app.Out, "%s\t%s\t%s\t%s\t%s\n", word, name, subject, detail, hint)
-		} else {
-			mark := map[doctor.Status]string{doctor.StatusOK: "✓", doctor.StatusFail: "✗", doctor.StatusWarn: "!", doctor.StatusSkip: "-"}[c.Status]
-			if subject != "" {
-				name += " " + subject
-			}
-			_, err = fmt.Fprintf(app.Out, "%s %s: %s\n", mark, name, detail)
-			if err == nil && hint != "" {
-				_, err = fmt.Fprintf(app.Out, "    fix: %s\n", hint)
-			}
-		}
-		if err != nil {
-			return err
-		}
+	if err := printChecks(app, rep.Checks); err != nil {
+		return err
 	}
 	failed, warned := rep.Failed()
 	var parts []string
@@ -184,6 +167,33 @@ func printChecklist(app *App, rep doctor.Report) error {
 	}
 	if len(parts) > 0 {
 		fmt.Fprintf(app.Err, "ltigrade: doctor: %s\n", strings.Join(parts, ", "))
+	}
+	return nil
+}
+
+func printChecks(app *App, checks []doctor.Check) error {
+	if !app.OutIsTTY {
+		word := map[doctor.Status]string{doctor.StatusOK: "ok", doctor.StatusFail: "FAIL", doctor.StatusWarn: "WARN", doctor.StatusSkip: "skip"}
+		var rows [][]string
+		for _, c := range checks {
+			rows = append(rows, []string{word[c.Status], c.Name, c.Subject, c.Detail, c.Hint})
+		}
+		return app.printTable(nil, rows)
+	}
+	mark := map[doctor.Status]string{doctor.StatusOK: "✓", doctor.StatusFail: "✗", doctor.StatusWarn: "!", doctor.StatusSkip: "-"}
+	for _, c := range checks {
+		name, subject, detail, hint := c.Name, termsafe.Field(c.Subject), termsafe.Field(c.Detail), termsafe.Field(c.Hint)
+		if subject != "" {
+			name += " " + subject
+		}
+		if _, err := fmt.Fprintf(app.Out, "%s %s: %s\n", mark[c.Status], name, detail); err != nil {
+			return err
+		}
+		if hint != "" {
+			if _, err := fmt.Fprintf(app.Out, "    fix: %s\n", hint); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
