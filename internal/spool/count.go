@@ -46,7 +46,8 @@ func Count(dir string) (Files, error) {
 		return b, fmt.Errorf("spool: %w", err)
 	}
 	for _, e := range failed {
-		if !e.IsDir() {
+		// As Inspect counts them, so doctor and the metrics agree.
+		if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
 			b.Failed++
 		}
 	}

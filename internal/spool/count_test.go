@@ -6,8 +6,9 @@ import (
 	"testing"
 )
 
-// Count counts finished launches and claims as waiting, failed/ as failed,
-// and neither the hook's temporary files nor anything else.
+// Count counts finished launches and claims as waiting, failed/ as failed
+// (not its dot files, as Inspect), and neither the hook's temporary files
+// nor anything else.
 func TestCount(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "spool")
 	if b, err := Count(dir); err != nil || b != (Files{}) {
@@ -15,7 +16,7 @@ func TestCount(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Join(dir, FailedDir), 0o700)
 	for _, n := range []string{"20260101T000000Z-aa.json", "20260101T000001Z-bb.json", ".tmp-cc.part",
-		"notes.txt", failedName("x.json"), failedName("y.json"), failedName("z.bad")} {
+		"notes.txt", failedName("x.json"), failedName("y.json"), failedName("z.bad"), failedName(".moving")} {
 		if err := os.WriteFile(filepath.Join(dir, n), []byte("{}"), 0o600); err != nil {
 			t.Fatal(err)
 		}
