@@ -180,9 +180,6 @@ func (g *Local) Batch(ctx context.Context, r BatchRequest, progress func(status 
 		res.Username, res.SessionID = sess.Username, sess.ID
 		if resolved != nil && resolved.Via != "" {
 			res.Via = resolved.Via
-			// The roster placement may have recorded a session for the
-			// student: their next row must see it.
-			cache.Forget(sess.Username)
 		}
 		if err := g.preflight(sess, loads.secret, loads.platform); err != nil {
 			code, _ := ExitCode(err)

@@ -164,7 +164,13 @@ func (g *Local) target(ctx context.Context, r ResolveRequest, launchID int64, sr
 		if nf, ok := asNotFound(err); ok && len(nf.Tried) == 1 {
 			// Not the student's own launch: an LTI 1.3 roster may still
 			// place it (a student who never launched the assignment).
-			return g.viaRoster(ctx, nf.Tried[0].Username, nf.Tried[0].Rel, nf, true)
+			sess, res, err := g.viaRoster(ctx, nf.Tried[0].Username, nf.Tried[0].Rel, nf, true)
+			if f, isCache := src.(interface{ Forget(username string) }); isCache && err == nil {
+				// It recorded a session for the student: a batch's next
+				// row of theirs must see it.
+				f.Forget(sess.Username)
+			}
+			return sess, res, err
 		}
 		if err != nil {
 			return nil, nil, err
